@@ -1,0 +1,69 @@
+// Kernel declarations. Each forward has its backward next to it; both are
+// instantiated for float and double in their .cpp file.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "neuraxis/view.hpp"
+
+namespace neuraxis {
+
+// ---- activations (activations.cpp) ---------------------------------------
+enum class Act { identity, logistic, tanh, relu, leaky_relu, elu, softplus, softmax, step, exp };
+
+struct Activation {
+    Act kind = Act::identity;
+    double alpha = 0.0;  // leaky_relu slope / elu scale
+};
+
+Activation parse_activation(const std::string& name, double alpha);
+const char* activation_name(Act a);
+
+// y = f(z), in place on an (n, k) block.
+template <class T>
+void act_forward(Activation a, T* z, idx n, idx k);
+// d *= f'(z) expressed through y = f(z); softmax applies its full row Jacobian.
+template <class T>
+void act_backward(Activation a, const T* y, T* d, idx n, idx k);
+
+// ---- dense (dense.cpp) ------------------------------------------------------
+// Y(n,out) = X(n,in) @ W(in,out) + b
+template <class T>
+void dense_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, T* Y);
+// dW = X^T dY (+ beta_w * dW), db = sum_rows dY, dX = dY W^T (skipped when dX is null).
+template <class T>
+void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY, T* dX, T* dW,
+                    T* db, T beta_w);
+
+// ---- losses (losses.cpp) ----------------------------------------------------
+enum class Loss {
+    softmax_log_loss,   // categorical cross-entropy on softmax outputs
+    logistic_log_loss,  // binary cross-entropy summed over outputs
+    squared_error,      // scikit-learn: 0.5 * mean over samples and outputs
+    poisson,            // half Poisson deviance, exp output
+};
+Loss parse_loss(const std::string& name);
+Act loss_output_activation(Loss l);
+
+// Weighted mean over rows (weights may be null) of the per-row loss.
+template <class T>
+double loss_value(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k);
+// dZ = (P - Y) * sw_i * scale: the fused delta of every canonical output/loss pair.
+template <class T>
+void loss_delta(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, double scale, T* dZ);
+
+// ---- optimizers (optimizers.cpp) -------------------------------------------
+// scikit-learn's formulas, evaluated in T like NumPy does.
+template <class T>
+void sgd_step(T* p, T* vel, const T* g, idx n, double lr, double momentum, bool nesterov);
+template <class T>
+void adam_step(T* p, T* m, T* v, const T* g, idx n, double lr_t, double b1, double b2, double eps);
+
+// ---- threads (threads.cpp) ---------------------------------------------------
+void set_num_threads(int n);
+int get_num_threads();
+int blas_num_threads();
+std::string blas_config();
+std::string simd_level();
+
+}  // namespace neuraxis

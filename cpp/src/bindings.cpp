@@ -1,0 +1,316 @@
+// The only file that includes pybind11: array checks at the boundary, the
+// GIL released around every engine call, Ctrl-C polled between batches.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "neuraxis/kernels.hpp"
+#include "neuraxis/network.hpp"
+
+namespace py = pybind11;
+using namespace neuraxis;
+
+namespace {
+
+template <class T>
+using Arr = py::array_t<T, py::array::c_style>;
+
+// A C-contiguous array of exactly dtype T (no silent copies: a copy would
+// leave an in-place update invisible to the caller).
+template <class T>
+T* ptr_of(const py::handle& h, const char* what, idx expected_size = -1, bool write = true) {
+    if (!py::isinstance<py::array>(h))
+        throw py::type_error(std::string(what) + " must be a numpy array");
+    auto a = py::reinterpret_borrow<py::array>(h);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw py::type_error(std::string(what) + " must have dtype " +
+                             std::string(py::str(py::dtype::of<T>())) + ", got " +
+                             std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(what) + " must be C-contiguous");
+    if (write && !a.writeable()) throw py::value_error(std::string(what) + " must be writeable");
+    if (expected_size >= 0 && a.size() != expected_size)
+        throw py::value_error(std::string(what) + " has " + std::to_string(a.size()) +
+                              " elements, expected " + std::to_string(expected_size));
+    return static_cast<T*>(a.mutable_data());
+}
+
+template <class T>
+const T* cptr_of(const py::handle& h, const char* what, idx rows, idx cols) {
+    if (!py::isinstance<py::array>(h))
+        throw py::type_error(std::string(what) + " must be a numpy array");
+    auto a = py::reinterpret_borrow<py::array>(h);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw py::type_error(std::string(what) + " must have dtype " +
+                             std::string(py::str(py::dtype::of<T>())));
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(what) + " must be C-contiguous");
+    if (a.ndim() < 1 || a.shape(0) != rows || a.size() != rows * cols)
+        throw py::value_error(std::string(what) + " has the wrong shape: expected (" +
+                              std::to_string(rows) + ", " + std::to_string(cols) + ")");
+    return static_cast<const T*>(a.data());
+}
+
+template <class T>
+std::vector<T*> param_ptrs(const Network<T>& net, const py::list& params, const char* what,
+                           bool write = true) {
+    const auto& L = net.layers();
+    if (params.size() != 2 * L.size())
+        throw py::value_error(std::string(what) + ": expected " + std::to_string(2 * L.size()) +
+                              " arrays, got " + std::to_string(params.size()));
+    std::vector<T*> out(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const auto& s = L[i / 2];
+        out[i] = ptr_of<T>(params[i], what, i % 2 == 0 ? s.in * s.out : s.out, write);
+    }
+    return out;
+}
+
+idx rows_of(const py::array& a) { return a.ndim() == 0 ? 1 : a.shape(0); }
+
+// Polls Python's signal handlers (Ctrl-C) from inside a GIL-released loop.
+bool python_interrupted() {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+}
+
+template <class T>
+struct PyNetwork {
+    std::unique_ptr<Network<T>> net;
+
+    PyNetwork(const std::vector<py::tuple>& specs, const std::string& loss) {
+        std::vector<LayerSpec> layers;
+        for (const auto& t : specs) {
+            if (t.size() != 4)
+                throw py::value_error("layer spec must be (fan_in, fan_out, activation, alpha)");
+            LayerSpec s;
+            s.in = t[0].cast<idx>();
+            s.out = t[1].cast<idx>();
+            s.act = parse_activation(t[2].cast<std::string>(), t[3].cast<double>());
+            layers.push_back(s);
+        }
+        net = std::make_unique<Network<T>>(std::move(layers), parse_loss(loss));
+    }
+
+    py::tuple fit_epoch(const py::list& params, OptConfig& opt, const py::list& m,
+                        const py::list& v, const py::array& X, const py::array& Y,
+                        const py::object& sw, const py::object& perm, idx batch, double alpha) {
+        auto P = param_ptrs(*net, params, "params");
+        OptState<T> st;
+        st.m = param_ptrs(*net, m, opt.kind == "adam" ? "adam first moments" : "velocities");
+        if (opt.kind == "adam") st.v = param_ptrs(*net, v, "adam second moments");
+        const idx n = rows_of(X);
+        const T* x = cptr_of<T>(X, "X", n, net->n_in());
+        const T* y = cptr_of<T>(Y, "Y", n, net->n_out());
+        const T* w = sw.is_none() ? nullptr : cptr_of<T>(sw, "sample_weight", n, 1);
+        const std::int64_t* p = nullptr;
+        if (!perm.is_none()) {
+            auto pa = perm.cast<py::array>();
+            p = cptr_of<std::int64_t>(pa, "perm", n, 1);
+            for (idx i = 0; i < n; ++i)
+                if (p[i] < 0 || p[i] >= n) throw py::value_error("perm holds an out-of-range row");
+        }
+        bool stopped = false;
+        double loss;
+        {
+            py::gil_scoped_release release;
+            loss = net->fit_epoch(P, opt, st, x, y, w, n, p, batch, alpha, python_interrupted,
+                                  &stopped);
+        }
+        if (stopped) throw py::error_already_set();  // the pending KeyboardInterrupt
+        return py::make_tuple(loss, stopped);
+    }
+
+    double loss_grad(const py::list& params, const py::list& grads, const py::array& X,
+                     const py::array& Y, const py::object& sw, double alpha) {
+        auto P = param_ptrs(*net, params, "params", false);  // read only
+        auto G = param_ptrs(*net, grads, "grads");
+        const idx n = rows_of(X);
+        const T* x = cptr_of<T>(X, "X", n, net->n_in());
+        const T* y = cptr_of<T>(Y, "Y", n, net->n_out());
+        const T* w = sw.is_none() ? nullptr : cptr_of<T>(sw, "sample_weight", n, 1);
+        py::gil_scoped_release release;
+        return net->loss_grad(P, G, x, y, w, n, alpha);
+    }
+
+    Arr<T> predict(const py::list& params, const py::array& X) const {
+        auto P = param_ptrs(*net, params, "params", false);  // read only
+        const idx n = rows_of(X);
+        const T* x = cptr_of<T>(X, "X", n, net->n_in());
+        Arr<T> out({n, net->n_out()});
+        T* o = out.mutable_data();
+        {
+            py::gil_scoped_release release;
+            net->predict(P, x, n, o);
+        }
+        return out;
+    }
+};
+
+template <class T>
+void bind_network(py::module_& m, const char* name) {
+    py::class_<PyNetwork<T>>(m, name)
+        .def(py::init<const std::vector<py::tuple>&, const std::string&>(), py::arg("layers"),
+             py::arg("loss"))
+        .def("fit_epoch", &PyNetwork<T>::fit_epoch, py::arg("params"), py::arg("opt"),
+             py::arg("m"), py::arg("v"), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
+             py::arg("perm"), py::arg("batch_size"), py::arg("alpha"))
+        .def("loss_grad", &PyNetwork<T>::loss_grad, py::arg("params"), py::arg("grads"),
+             py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("alpha"))
+        .def("predict", &PyNetwork<T>::predict, py::arg("params"), py::arg("X"));
+}
+
+// ---- single kernels on NumPy arrays (neuraxis.ops) --------------------------
+
+template <class T>
+Arr<T> op_act_forward(Arr<T> z, const std::string& name, double alpha) {
+    Arr<T> y(std::vector<py::ssize_t>(z.shape(), z.shape() + z.ndim()));
+    std::copy(z.data(), z.data() + z.size(), y.mutable_data());
+    const idx k = z.ndim() ? z.shape(z.ndim() - 1) : 1;
+    const idx n = k ? z.size() / k : 0;
+    auto a = parse_activation(name, alpha);
+    py::gil_scoped_release r;
+    act_forward(a, y.mutable_data(), n, k);
+    return y;
+}
+
+template <class T>
+Arr<T> op_act_backward(Arr<T> y, Arr<T> dy, const std::string& name, double alpha) {
+    if (y.size() != dy.size()) throw py::value_error("y and dy must have the same shape");
+    Arr<T> d(std::vector<py::ssize_t>(dy.shape(), dy.shape() + dy.ndim()));
+    std::copy(dy.data(), dy.data() + dy.size(), d.mutable_data());
+    const idx k = y.ndim() ? y.shape(y.ndim() - 1) : 1;
+    const idx n = k ? y.size() / k : 0;
+    auto a = parse_activation(name, alpha);
+    py::gil_scoped_release r;
+    act_backward(a, y.data(), d.mutable_data(), n, k);
+    return d;
+}
+
+template <class T>
+Arr<T> op_dense_forward(Arr<T> X, Arr<T> W, std::optional<Arr<T>> b) {
+    if (X.ndim() != 2 || W.ndim() != 2 || X.shape(1) != W.shape(0))
+        throw py::value_error("dense_forward: X (n, in) and W (in, out) do not match");
+    const idx n = X.shape(0), in = X.shape(1), out = W.shape(1);
+    if (b && b->size() != out) throw py::value_error("dense_forward: b must have shape (out,)");
+    Arr<T> Y({n, out});
+    const T* bp = b ? b->data() : nullptr;
+    py::gil_scoped_release r;
+    dense_forward(X.data(), n, in, W.data(), bp, out, Y.mutable_data());
+    return Y;
+}
+
+template <class T>
+py::tuple op_dense_backward(Arr<T> X, Arr<T> W, Arr<T> dY) {
+    if (X.ndim() != 2 || W.ndim() != 2 || dY.ndim() != 2 || X.shape(1) != W.shape(0) ||
+        dY.shape(0) != X.shape(0) || dY.shape(1) != W.shape(1))
+        throw py::value_error("dense_backward: shapes of X (n, in), W (in, out), dY (n, out) differ");
+    const idx n = X.shape(0), in = X.shape(1), out = W.shape(1);
+    Arr<T> dX({n, in}), dW({in, out}), db({out});
+    {
+        py::gil_scoped_release r;
+        dense_backward(X.data(), n, in, W.data(), out, dY.data(), dX.mutable_data(),
+                       dW.mutable_data(), db.mutable_data(), T(0));
+    }
+    return py::make_tuple(dX, dW, db);
+}
+
+template <class T>
+void check_same(const Arr<T>& a, const Arr<T>& b, const char* what) {
+    if (a.ndim() != 2 || b.ndim() != 2 || a.shape(0) != b.shape(0) || a.shape(1) != b.shape(1))
+        throw py::value_error(std::string(what) + ": arrays must be 2-D with the same shape");
+}
+
+template <class T>
+double op_loss(const std::string& loss, Arr<T> P, Arr<T> Y, std::optional<Arr<T>> sw) {
+    check_same(P, Y, "loss");
+    if (sw && sw->size() != P.shape(0)) throw py::value_error("loss: sample_weight length");
+    return loss_value(parse_loss(loss), P.data(), Y.data(), sw ? sw->data() : nullptr, P.shape(0),
+                      P.shape(1));
+}
+
+template <class T>
+Arr<T> op_loss_delta(const std::string& loss, Arr<T> P, Arr<T> Y, std::optional<Arr<T>> sw,
+                     double scale) {
+    check_same(P, Y, "loss_delta");
+    if (sw && sw->size() != P.shape(0)) throw py::value_error("loss_delta: sample_weight length");
+    Arr<T> d({P.shape(0), P.shape(1)});
+    loss_delta(parse_loss(loss), P.data(), Y.data(), sw ? sw->data() : nullptr, P.shape(0),
+               P.shape(1), scale, d.mutable_data());
+    return d;
+}
+
+template <class T>
+void op_sgd(Arr<T> p, Arr<T> vel, Arr<T> g, double lr, double momentum, bool nesterov) {
+    const idx n = p.size();
+    if (vel.size() != n || g.size() != n) throw py::value_error("sgd_step: sizes differ");
+    sgd_step(p.mutable_data(), vel.mutable_data(), g.data(), n, lr, momentum, nesterov);
+}
+
+template <class T>
+void op_adam(Arr<T> p, Arr<T> m, Arr<T> v, Arr<T> g, double lr_t, double b1, double b2,
+             double eps) {
+    const idx n = p.size();
+    if (m.size() != n || v.size() != n || g.size() != n)
+        throw py::value_error("adam_step: sizes differ");
+    adam_step(p.mutable_data(), m.mutable_data(), v.mutable_data(), g.data(), n, lr_t, b1, b2,
+              eps);
+}
+
+template <class T>
+void bind_ops(py::module_& m) {
+    // py::array_t without forcecast: only exact dtypes bind, the other overload is tried next.
+    m.def("act_forward", &op_act_forward<T>, py::arg("z").noconvert(), py::arg("name"),
+          py::arg("alpha") = 0.0);
+    m.def("act_backward", &op_act_backward<T>, py::arg("y").noconvert(), py::arg("dy").noconvert(),
+          py::arg("name"), py::arg("alpha") = 0.0);
+    m.def("dense_forward", &op_dense_forward<T>, py::arg("X").noconvert(),
+          py::arg("W").noconvert(), py::arg("b").noconvert() = py::none());
+    m.def("dense_backward", &op_dense_backward<T>, py::arg("X").noconvert(),
+          py::arg("W").noconvert(), py::arg("dY").noconvert());
+    m.def("loss_value", &op_loss<T>, py::arg("loss"), py::arg("P").noconvert(),
+          py::arg("Y").noconvert(), py::arg("sample_weight").noconvert() = py::none());
+    m.def("loss_delta", &op_loss_delta<T>, py::arg("loss"), py::arg("P").noconvert(),
+          py::arg("Y").noconvert(), py::arg("sample_weight").noconvert() = py::none(),
+          py::arg("scale") = 1.0);
+    m.def("sgd_step", &op_sgd<T>, py::arg("p").noconvert(), py::arg("velocity").noconvert(),
+          py::arg("grad").noconvert(), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"));
+    m.def("adam_step", &op_adam<T>, py::arg("p").noconvert(), py::arg("m").noconvert(),
+          py::arg("v").noconvert(), py::arg("grad").noconvert(), py::arg("lr_t"),
+          py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "neuraxis C++ engine (private; use neuraxis.ops or the estimators)";
+    py::register_exception<ValueError>(m, "EngineValueError", PyExc_ValueError);
+
+    py::class_<OptConfig>(m, "OptConfig")
+        .def(py::init<>())
+        .def_readwrite("kind", &OptConfig::kind)
+        .def_readwrite("learning_rate", &OptConfig::learning_rate)
+        .def_readwrite("beta_1", &OptConfig::beta_1)
+        .def_readwrite("beta_2", &OptConfig::beta_2)
+        .def_readwrite("epsilon", &OptConfig::epsilon)
+        .def_readwrite("momentum", &OptConfig::momentum)
+        .def_readwrite("nesterov", &OptConfig::nesterov)
+        .def_readwrite("t", &OptConfig::t);
+
+    bind_network<float>(m, "Network32");
+    bind_network<double>(m, "Network64");
+    bind_ops<float>(m);
+    bind_ops<double>(m);
+
+    m.def("set_num_threads", &set_num_threads, py::arg("n"));
+    m.def("get_num_threads", &get_num_threads);
+    m.def("blas_num_threads", &blas_num_threads);
+    m.def("blas_config", &blas_config);
+    m.def("simd_level", &simd_level);
+#ifdef NEURAXIS_VERSION
+    m.attr("__version__") = NEURAXIS_VERSION;
+#endif
+}

@@ -1,0 +1,195 @@
+#include "neuraxis/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace neuraxis {
+
+template <class T>
+Network<T>::Network(std::vector<LayerSpec> layers, Loss loss)
+    : layers_(std::move(layers)), loss_(loss) {
+    if (layers_.empty()) throw ValueError("a network needs at least one layer");
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        if (layers_[l].in < 0 || layers_[l].out <= 0)
+            throw ValueError("layer sizes must be positive");
+        if (l > 0 && layers_[l].in != layers_[l - 1].out)
+            throw ValueError("layer " + std::to_string(l) + " expects " +
+                             std::to_string(layers_[l].in) + " inputs but the previous layer has " +
+                             std::to_string(layers_[l - 1].out) + " outputs");
+    }
+    if (layers_.back().act.kind != loss_output_activation(loss))
+        throw ValueError("the output activation does not match the loss");
+    grads_.resize(2 * layers_.size());
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        grads_[2 * l].resize(layers_[l].in * layers_[l].out);
+        grads_[2 * l + 1].resize(layers_[l].out);
+    }
+}
+
+template <class T>
+void Network<T>::reserve(idx batch) {
+    if (batch <= capacity_) return;
+    const std::size_t L = layers_.size();
+    acts_.assign(L, {});
+    deltas_.assign(L, {});
+    for (std::size_t l = 0; l < L; ++l) {
+        acts_[l].resize(batch * layers_[l].out);
+        deltas_[l].resize(batch * layers_[l].out);
+    }
+    xbuf_.resize(batch * n_in());
+    ybuf_.resize(batch * n_out());
+    swbuf_.resize(batch);
+    capacity_ = batch;
+}
+
+template <class T>
+void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
+                         std::vector<T*>& acts) const {
+    const T* a = x;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const LayerSpec& s = layers_[l];
+        dense_forward(a, m, s.in, params[2 * l], params[2 * l + 1], s.out, acts[l]);
+        act_forward(s.act, acts[l], m, s.out);
+        a = acts[l];
+    }
+}
+
+template <class T>
+double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
+                            const T* x, const T* y, const T* sw, idx m, double alpha) {
+    const std::size_t L = layers_.size();
+    std::vector<T*> acts(L), deltas(L);
+    for (std::size_t l = 0; l < L; ++l) acts[l] = acts_[l].data(), deltas[l] = deltas_[l].data();
+    forward(params, x, m, acts);
+
+    double sw_sum = double(m);
+    if (sw) {
+        sw_sum = 0.0;
+        for (idx i = 0; i < m; ++i) sw_sum += sw[i];
+    }
+    // objective = weighted mean loss + alpha / (2 sw_sum) * sum ||W||^2
+    double loss = loss_value(loss_, acts[L - 1], y, sw, m, n_out());
+    if (alpha != 0.0) {
+        double sq = 0.0;
+        for (std::size_t l = 0; l < L; ++l) {
+            const T* W = params[2 * l];
+            const idx sz = layers_[l].in * layers_[l].out;
+            for (idx i = 0; i < sz; ++i) sq += double(W[i]) * double(W[i]);
+        }
+        loss += 0.5 * alpha * sq / sw_sum;
+    }
+    // dZ_L = (P - Y) * sw / sw_sum; then back through the stack.
+    loss_delta(loss_, acts[L - 1], y, sw, m, n_out(), 1.0 / sw_sum, deltas[L - 1]);
+    const T reg = T(alpha / sw_sum);
+    for (std::size_t l = L; l-- > 0;) {
+        const LayerSpec& s = layers_[l];
+        T* dW = grads[2 * l];
+        const T* W = params[2 * l];
+        T beta_w = T(0);
+        if (alpha != 0.0) {  // dW = alpha/sw_sum * W + X^T dZ
+            const idx sz = s.in * s.out;
+            for (idx i = 0; i < sz; ++i) dW[i] = reg * W[i];
+            beta_w = T(1);
+        }
+        const T* a_in = l == 0 ? x : acts[l - 1];
+        T* dX = l == 0 ? nullptr : deltas[l - 1];
+        dense_backward(a_in, m, s.in, W, s.out, deltas[l], dX, dW, grads[2 * l + 1], beta_w);
+        if (dX) act_backward(layers_[l - 1].act, acts[l - 1], dX, m, s.in);
+    }
+    return loss;
+}
+
+template <class T>
+double Network<T>::fit_epoch(const std::vector<T*>& params, OptConfig& opt, OptState<T>& state,
+                             const T* X, const T* Y, const T* sw, idx n, const std::int64_t* perm,
+                             idx batch, double alpha, const std::function<bool()>& interrupted,
+                             bool* stopped) {
+    if (params.size() != 2 * layers_.size()) throw ValueError("wrong number of parameter arrays");
+    if (batch < 1) throw ValueError("batch size must be >= 1");
+    const bool adam = opt.kind == "adam";
+    if (!adam && opt.kind != "sgd") throw ValueError("unknown optimizer '" + opt.kind + "'");
+    if (state.m.size() != params.size() || (adam && state.v.size() != params.size()))
+        throw ValueError("optimizer state does not match the parameters");
+    batch = std::min(batch, std::max<idx>(n, 1));
+    reserve(batch);
+    std::vector<T*> grads(grads_.size());
+    for (std::size_t i = 0; i < grads_.size(); ++i) grads[i] = grads_[i].data();
+    const idx d = n_in(), k = n_out();
+    double accumulated = 0.0;
+    if (stopped) *stopped = false;
+
+    for (idx start = 0; start < n; start += batch) {
+        const idx m = std::min(batch, n - start);
+        const T *xb = X + start * d, *yb = Y + start * k, *swb = sw ? sw + start : nullptr;
+        if (perm) {  // gather this batch's rows
+            const std::int64_t* p = perm + start;
+#pragma omp parallel for schedule(static) if (m * d > kParallelThreshold)
+            for (idx i = 0; i < m; ++i) {
+                std::memcpy(xbuf_.data() + i * d, X + p[i] * d, sizeof(T) * d);
+                std::memcpy(ybuf_.data() + i * k, Y + p[i] * k, sizeof(T) * k);
+                if (sw) swbuf_[i] = sw[p[i]];
+            }
+            xb = xbuf_.data(), yb = ybuf_.data(), swb = sw ? swbuf_.data() : nullptr;
+        }
+        const double batch_loss = backprop(params, grads, xb, yb, swb, m, alpha);
+        accumulated += batch_loss * double(m);
+
+        if (adam) {
+            opt.t += 1;
+            const double lr_t = opt.learning_rate * std::sqrt(1.0 - std::pow(opt.beta_2, opt.t)) /
+                                (1.0 - std::pow(opt.beta_1, opt.t));
+            for (std::size_t i = 0; i < params.size(); ++i) {
+                const idx sz = i % 2 == 0 ? layers_[i / 2].in * layers_[i / 2].out
+                                          : layers_[i / 2].out;
+                adam_step(params[i], state.m[i], state.v[i], grads[i], sz, lr_t, opt.beta_1,
+                          opt.beta_2, opt.epsilon);
+            }
+        } else {
+            for (std::size_t i = 0; i < params.size(); ++i) {
+                const idx sz = i % 2 == 0 ? layers_[i / 2].in * layers_[i / 2].out
+                                          : layers_[i / 2].out;
+                sgd_step(params[i], state.m[i], grads[i], sz, opt.learning_rate, opt.momentum,
+                         opt.nesterov);
+            }
+        }
+        if (interrupted && start + m < n && interrupted()) {
+            if (stopped) *stopped = true;
+            return n > 0 ? accumulated / double(start + m) : 0.0;
+        }
+    }
+    return n > 0 ? accumulated / double(n) : 0.0;
+}
+
+template <class T>
+double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*>& grads,
+                             const T* X, const T* Y, const T* sw, idx n, double alpha) {
+    if (params.size() != 2 * layers_.size() || grads.size() != params.size())
+        throw ValueError("wrong number of parameter or gradient arrays");
+    reserve(std::max<idx>(n, 1));
+    return backprop(params, grads, X, Y, sw, n, alpha);
+}
+
+template <class T>
+void Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* out) const {
+    if (params.size() != 2 * layers_.size()) throw ValueError("wrong number of parameter arrays");
+    const std::size_t L = layers_.size();
+    const idx chunk = std::min<idx>(std::max<idx>(n, 1), 2048);
+    std::vector<std::vector<T>> bufs(L);
+    std::vector<T*> acts(L);
+    for (std::size_t l = 0; l + 1 < L; ++l) {
+        bufs[l].resize(chunk * layers_[l].out);
+        acts[l] = bufs[l].data();
+    }
+    const idx d = n_in(), k = n_out();
+    for (idx start = 0; start < n; start += chunk) {
+        const idx m = std::min(chunk, n - start);
+        acts[L - 1] = out + start * k;  // the last layer writes straight into `out`
+        forward(params, X + start * d, m, acts);
+    }
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace neuraxis

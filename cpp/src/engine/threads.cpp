@@ -1,0 +1,42 @@
+// One thread knob for OpenMP (our loops) and OpenBLAS (GEMM).
+#include <omp.h>
+
+#include <cblas.h>
+
+#include "neuraxis/kernels.hpp"
+
+namespace neuraxis {
+
+void set_num_threads(int n) {
+    if (n < 1) throw ValueError("the number of threads must be >= 1, got " + std::to_string(n));
+    omp_set_num_threads(n);
+    scipy_openblas_set_num_threads(n);
+}
+
+int get_num_threads() { return omp_get_max_threads(); }
+
+int blas_num_threads() { return scipy_openblas_get_num_threads(); }
+
+std::string blas_config() {
+    std::string s = scipy_openblas_get_config();
+    s += " (core: ";
+    s += scipy_openblas_get_corename();
+    s += ")";
+    return s;
+}
+
+std::string simd_level() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "AVX-512";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "AVX2+FMA";
+    if (__builtin_cpu_supports("avx")) return "AVX";
+    return "SSE2";
+#elif defined(__aarch64__)
+    return "NEON";
+#else
+    return "generic";
+#endif
+}
+
+}  // namespace neuraxis

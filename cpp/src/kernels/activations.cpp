@@ -1,0 +1,136 @@
+// Elementwise activations: one scalar function per activation plus one
+// generic row loop. Derivatives are written through the output y = f(z).
+#include <algorithm>
+#include <cmath>
+
+#include "neuraxis/kernels.hpp"
+
+namespace neuraxis {
+
+Activation parse_activation(const std::string& name, double alpha) {
+    static const std::pair<const char*, Act> table[] = {
+        {"identity", Act::identity}, {"linear", Act::identity}, {"logistic", Act::logistic},
+        {"sigmoid", Act::logistic},  {"tanh", Act::tanh},       {"relu", Act::relu},
+        {"leaky_relu", Act::leaky_relu}, {"elu", Act::elu},     {"softplus", Act::softplus},
+        {"softmax", Act::softmax},   {"step", Act::step},       {"binary_step", Act::step},
+        {"exp", Act::exp}};
+    for (auto& [n, a] : table)
+        if (name == n) return Activation{a, alpha};
+    throw ValueError("unknown activation '" + name +
+                     "'; expected one of identity, logistic, tanh, relu, leaky_relu, elu, "
+                     "softplus, softmax, step, exp");
+}
+
+const char* activation_name(Act a) {
+    switch (a) {
+        case Act::identity: return "identity";
+        case Act::logistic: return "logistic";
+        case Act::tanh: return "tanh";
+        case Act::relu: return "relu";
+        case Act::leaky_relu: return "leaky_relu";
+        case Act::elu: return "elu";
+        case Act::softplus: return "softplus";
+        case Act::softmax: return "softmax";
+        case Act::step: return "step";
+        case Act::exp: return "exp";
+    }
+    return "?";
+}
+
+namespace {
+
+template <class T>
+inline T sigmoid(T z) {  // stable on both tails, like scipy.special.expit
+    if (z >= 0) return T(1) / (T(1) + std::exp(-z));
+    T e = std::exp(z);
+    return e / (T(1) + e);
+}
+
+// Apply `f(value)` to every element of an (n, k) block, threaded when large.
+template <class T, class F>
+void each(T* x, idx total, F f) {
+#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+    for (idx i = 0; i < total; ++i) x[i] = f(x[i]);
+}
+
+// d[i] = d[i] * g(y[i])
+template <class T, class G>
+void each_grad(const T* y, T* d, idx total, G g) {
+#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+    for (idx i = 0; i < total; ++i) d[i] *= g(y[i]);
+}
+
+}  // namespace
+
+template <class T>
+void act_forward(Activation a, T* z, idx n, idx k) {
+    const idx total = n * k;
+    const T al = T(a.alpha);
+    switch (a.kind) {
+        case Act::identity: return;
+        case Act::logistic: return each(z, total, [](T v) { return sigmoid(v); });
+        case Act::tanh: return each(z, total, [](T v) { return std::tanh(v); });
+        case Act::relu: return each(z, total, [](T v) { return v > T(0) ? v : T(0); });
+        case Act::leaky_relu: return each(z, total, [al](T v) { return v > T(0) ? v : al * v; });
+        case Act::elu:
+            return each(z, total, [al](T v) { return v > T(0) ? v : al * std::expm1(v); });
+        case Act::softplus:  // log(1 + e^v) = max(v, 0) + log1p(e^-|v|)
+            return each(z, total,
+                        [](T v) { return std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v))); });
+        case Act::step: return each(z, total, [](T v) { return v > T(0) ? T(1) : T(0); });
+        case Act::exp: return each(z, total, [](T v) { return std::exp(v); });
+        case Act::softmax: {
+#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+            for (idx i = 0; i < n; ++i) {
+                T* r = z + i * k;
+                T mx = *std::max_element(r, r + k);
+                T s = 0;
+                for (idx j = 0; j < k; ++j) s += (r[j] = std::exp(r[j] - mx));
+                for (idx j = 0; j < k; ++j) r[j] /= s;
+            }
+            return;
+        }
+    }
+}
+
+template <class T>
+void act_backward(Activation a, const T* y, T* d, idx n, idx k) {
+    const idx total = n * k;
+    const T al = T(a.alpha);
+    switch (a.kind) {
+        case Act::identity: return;
+        case Act::logistic: return each_grad(y, d, total, [](T v) { return v * (T(1) - v); });
+        case Act::tanh: return each_grad(y, d, total, [](T v) { return T(1) - v * v; });
+        case Act::relu: return each_grad(y, d, total, [](T v) { return v > T(0) ? T(1) : T(0); });
+        case Act::leaky_relu:
+            return each_grad(y, d, total, [al](T v) { return v > T(0) ? T(1) : al; });
+        case Act::elu:  // z <= 0: f' = alpha e^z = y + alpha
+            return each_grad(y, d, total, [al](T v) { return v > T(0) ? T(1) : v + al; });
+        case Act::softplus:  // f' = sigmoid(z) = 1 - e^-y
+            return each_grad(y, d, total, [](T v) { return -std::expm1(-v); });
+        case Act::exp: return each_grad(y, d, total, [](T v) { return v; });
+        case Act::step:
+            throw ValueError(
+                "the binary step activation has no useful gradient (zero almost everywhere); "
+                "it can be used for prediction but not for training");
+        case Act::softmax: {
+            // dz_j = y_j * (d_j - sum_i d_i y_i)
+#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+            for (idx i = 0; i < n; ++i) {
+                const T* yr = y + i * k;
+                T* dr = d + i * k;
+                T dot = 0;
+                for (idx j = 0; j < k; ++j) dot += dr[j] * yr[j];
+                for (idx j = 0; j < k; ++j) dr[j] = yr[j] * (dr[j] - dot);
+            }
+            return;
+        }
+    }
+}
+
+template void act_forward<float>(Activation, float*, idx, idx);
+template void act_forward<double>(Activation, double*, idx, idx);
+template void act_backward<float>(Activation, const float*, float*, idx, idx);
+template void act_backward<double>(Activation, const double*, double*, idx, idx);
+
+}  // namespace neuraxis

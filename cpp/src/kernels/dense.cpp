@@ -1,0 +1,64 @@
+// Dense layer: matrix products on OpenBLAS, bias in our own loop.
+#include <algorithm>
+
+#include "neuraxis/blas.hpp"
+#include "neuraxis/kernels.hpp"
+
+namespace neuraxis {
+
+// Y = X @ W + b
+template <class T>
+void dense_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, T* Y) {
+    if (n == 0) return;
+    if (in == 0) {
+        std::fill(Y, Y + n * out, T(0));
+    } else {
+        gemm(false, false, int(n), int(out), int(in), T(1), X, int(in), W, int(out), T(0), Y,
+             int(out));
+    }
+    if (!b) return;
+#pragma omp parallel for schedule(static) if (n * out > kParallelThreshold)
+    for (idx i = 0; i < n; ++i) {
+        T* r = Y + i * out;
+        for (idx j = 0; j < out; ++j) r[j] += b[j];
+    }
+}
+
+// dW[c][o] = sum_i X[i][c] * dY[i][o]  (+ beta_w * dW)
+// db[o]    = sum_i dY[i][o]             (rows added in order: deterministic)
+// dX[i][c] = sum_o dY[i][o] * W[c][o]
+template <class T>
+void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY, T* dX, T* dW,
+                    T* db, T beta_w) {
+    if (dW && in > 0 && out > 0) {
+        if (n > 0)
+            gemm(true, false, int(in), int(out), int(n), T(1), X, int(in), dY, int(out), beta_w,
+                 dW, int(out));
+        else
+            for (idx i = 0; i < in * out; ++i) dW[i] *= beta_w;
+    }
+    if (db) {
+        std::fill(db, db + out, T(0));
+        for (idx i = 0; i < n; ++i) {
+            const T* r = dY + i * out;
+            for (idx j = 0; j < out; ++j) db[j] += r[j];
+        }
+    }
+    if (dX && n > 0 && in > 0) {
+        if (out > 0)
+            gemm(false, true, int(n), int(in), int(out), T(1), dY, int(out), W, int(out), T(0),
+                 dX, int(in));
+        else
+            std::fill(dX, dX + n * in, T(0));
+    }
+}
+
+template void dense_forward<float>(const float*, idx, idx, const float*, const float*, idx, float*);
+template void dense_forward<double>(const double*, idx, idx, const double*, const double*, idx,
+                                    double*);
+template void dense_backward<float>(const float*, idx, idx, const float*, idx, const float*, float*,
+                                    float*, float*, float);
+template void dense_backward<double>(const double*, idx, idx, const double*, idx, const double*,
+                                     double*, double*, double*, double);
+
+}  // namespace neuraxis

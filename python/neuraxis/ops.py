@@ -1,0 +1,93 @@
+"""Single engine kernels on NumPy arrays, forward and backward side by side.
+
+This is how the tests and benchmarks reach one kernel alone, and how an
+advanced user composes one. Arrays must be float32 or float64 (both arguments
+of one call the same dtype); they are made C-contiguous here.
+
+Example
+-------
+>>> import numpy as np
+>>> from neuraxis import ops
+>>> X = np.ones((2, 3)); W = np.ones((3, 4)); b = np.zeros(4)
+>>> ops.dense_forward(X, W, b)[0].tolist()
+[3.0, 3.0, 3.0, 3.0]
+"""
+import numpy as np
+
+from . import _core
+
+ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus",
+               "softmax", "step", "exp")
+LOSSES = ("softmax_log_loss", "logistic_log_loss", "squared_error", "poisson")
+
+
+def _prep(*arrays):
+    """C-contiguous arrays of one floating dtype (float32 stays float32)."""
+    out = []
+    dtype = None
+    for a in arrays:
+        if a is None:
+            out.append(None)
+            continue
+        a = np.asarray(a)
+        if dtype is None:
+            dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        out.append(np.ascontiguousarray(a, dtype=dtype))
+    return out
+
+
+def _check_name(name, valid, what):
+    if name not in valid:
+        raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(valid)}")
+
+
+def activation_forward(z, name, alpha=0.0):
+    """y = f(z) elementwise (softmax: over the last axis)."""
+    _check_name(name, ACTIVATIONS, "activation")
+    (z,) = _prep(z)
+    return _core.act_forward(z, name, float(alpha))
+
+
+def activation_backward(y, dy, name, alpha=0.0):
+    """dL/dz given the forward output y = f(z) and dL/dy."""
+    _check_name(name, ACTIVATIONS, "activation")
+    y, dy = _prep(y, dy)
+    if y.shape != dy.shape:
+        raise ValueError(f"y and dy must have the same shape, got {y.shape} and {dy.shape}")
+    return _core.act_backward(y, dy, name, float(alpha))
+
+
+def dense_forward(X, W, b=None):
+    """Y = X @ W + b for X (n, in), W (in, out), b (out,)."""
+    X, W, b = _prep(X, W, b)
+    return _core.dense_forward(X, W, b)
+
+
+def dense_backward(X, W, dY):
+    """(dX, dW, db) of Y = X @ W + b given dY."""
+    X, W, dY = _prep(X, W, dY)
+    return _core.dense_backward(X, W, dY)
+
+
+def loss_value(loss, P, Y, sample_weight=None):
+    """Weighted mean over rows of the loss between predictions P and targets Y."""
+    _check_name(loss, LOSSES, "loss")
+    P, Y, sw = _prep(P, Y, sample_weight)
+    return _core.loss_value(loss, P, Y, sw)
+
+
+def loss_delta(loss, P, Y, sample_weight=None, scale=1.0):
+    """Fused output delta dZ = (P - Y) * sample_weight * scale."""
+    _check_name(loss, LOSSES, "loss")
+    P, Y, sw = _prep(P, Y, sample_weight)
+    return _core.loss_delta(loss, P, Y, sw, float(scale))
+
+
+def sgd_step(param, velocity, grad, lr, momentum=0.9, nesterov=True):
+    """In-place SGD step on `param` and `velocity` (C-contiguous, same dtype)."""
+    _core.sgd_step(param, velocity, grad, float(lr), float(momentum), bool(nesterov))
+
+
+def adam_step(param, m, v, grad, lr_t, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+    """In-place Adam step with the bias-corrected step size lr_t."""
+    _core.adam_step(param, m, v, grad, float(lr_t), float(beta_1), float(beta_2), float(epsilon))
