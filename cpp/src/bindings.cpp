@@ -25,7 +25,7 @@ T* ptr_of(const py::handle& h, const char* what, idx expected_size = -1, bool wr
     if (!py::isinstance<py::array>(h))
         throw py::type_error(std::string(what) + " must be a numpy array");
     auto a = py::reinterpret_borrow<py::array>(h);
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!a.dtype().equal(py::dtype::of<T>()))
         throw py::type_error(std::string(what) + " must have dtype " +
                              std::string(py::str(py::dtype::of<T>())) + ", got " +
                              std::string(py::str(a.dtype())));
@@ -43,7 +43,7 @@ const T* cptr_of(const py::handle& h, const char* what, idx rows, idx cols) {
     if (!py::isinstance<py::array>(h))
         throw py::type_error(std::string(what) + " must be a numpy array");
     auto a = py::reinterpret_borrow<py::array>(h);
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!a.dtype().equal(py::dtype::of<T>()))
         throw py::type_error(std::string(what) + " must have dtype " +
                              std::string(py::str(py::dtype::of<T>())));
     if (!(a.flags() & py::array::c_style))
