@@ -101,7 +101,12 @@ def machine_info():
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = logical
-    return {"cpu": cpu, "logical_cpus": logical, "usable_cpus": usable, "physical_cores": physical}
+    try:
+        load = os.getloadavg()
+    except (AttributeError, OSError):
+        load = None
+    return {"cpu": cpu, "logical_cpus": logical, "usable_cpus": usable, "physical_cores": physical,
+            "loadavg_at_start": load}
 
 
 def thread_info():
@@ -127,6 +132,11 @@ def print_header(args, info):
     print(f"machine : {m['cpu']}; {m['logical_cpus']} logical CPUs "
           f"({m['usable_cpus']} usable, physical cores: {m['physical_cores'] or '?'}); "
           f"{platform.system()} {platform.release()}")
+    if m["loadavg_at_start"] is not None:
+        load1 = m["loadavg_at_start"][0]
+        busy = load1 > 0.5 * (m["usable_cpus"] or 1)
+        print(f"load    : {load1:.2f} (1-min average at start)"
+              + ("  WARNING: the machine is busy, timings will be noisy" if busy else ""))
     v = info["versions"]
     print(f"versions: python {v['python']}, numpy {v['numpy']}, scikit-learn {v['sklearn']}, "
           f"neuraxis {v['neuraxis']}")

@@ -287,6 +287,7 @@ void bind_ops(py::module_& m) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "neuraxis C++ engine (private; use neuraxis.ops or the estimators)";
+    init_threads();
     py::register_exception<ValueError>(m, "EngineValueError", PyExc_ValueError);
 
     py::class_<OptConfig>(m, "OptConfig")

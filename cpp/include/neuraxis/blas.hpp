@@ -1,19 +1,52 @@
 // GEMM through OpenBLAS (scipy-openblas32: symbols carry the scipy_ prefix).
+//
+// One thread pool: OpenBLAS runs single-threaded and `gemm` splits the rows
+// of C across our OpenMP threads. Two pools on few cores fight (each spins
+// while the other works); a fixed row split also keeps results reproducible
+// for a given thread count.
 #pragma once
+#include <omp.h>
+
+#include <algorithm>
 #include <cblas.h>
 
 namespace neuraxis {
 
-// C = alpha * op(A) @ op(B) + beta * C, row-major.
-inline void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
-                 const float* B, int ldb, float beta, float* C, int ldc) {
+inline void gemm1(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+                  const float* B, int ldb, float beta, float* C, int ldc) {
     scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                       M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-inline void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
-                 const double* B, int ldb, double beta, double* C, int ldc) {
+inline void gemm1(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
+                  const double* B, int ldb, double beta, double* C, int ldc) {
     scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                       M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// Below this many multiply-adds a GEMM runs on the calling thread.
+constexpr double kGemmParallelMacs = 2.0e5;
+
+// C(M,N) = alpha * op(A) @ op(B) + beta * C, row-major; rows of C split over threads.
+template <class T>
+void gemm(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
+          T beta, T* C, int ldc) {
+    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const double macs = double(M) * N * K;
+    if (nt <= 1 || macs < kGemmParallelMacs || M < 16) {
+        gemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    // Row blocks of C, multiples of 8 rows, one per thread.
+    const int parts = std::min(nt, (M + 7) / 8);
+    const int step = ((M + parts - 1) / parts + 7) / 8 * 8;
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+    for (int p = 0; p < parts; ++p) {
+        const int r0 = p * step, r1 = std::min(M, r0 + step);
+        if (r0 >= r1) continue;
+        // Row r of op(A) starts at A + r*lda (no transpose) or at column r (transpose).
+        const T* Ap = ta ? A + r0 : A + std::size_t(r0) * lda;
+        gemm1(ta, tb, r1 - r0, N, K, alpha, Ap, lda, B, ldb, beta, C + std::size_t(r0) * ldc, ldc);
+    }
 }
 
 }  // namespace neuraxis

@@ -53,13 +53,17 @@ template <class T>
 void loss_delta(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, double scale, T* dZ);
 
 // ---- optimizers (optimizers.cpp) -------------------------------------------
-// scikit-learn's formulas, evaluated in T like NumPy does.
+// scikit-learn's formulas, evaluated in T like NumPy does. The gradient used
+// is g + reg * p (the L2 term); returns ||p_new||^2 when want_sumsq.
 template <class T>
-void sgd_step(T* p, T* vel, const T* g, idx n, double lr, double momentum, bool nesterov);
+double sgd_step(T* p, T* vel, const T* g, idx n, double lr, double momentum, bool nesterov,
+                double reg = 0.0, bool want_sumsq = false);
 template <class T>
-void adam_step(T* p, T* m, T* v, const T* g, idx n, double lr_t, double b1, double b2, double eps);
+double adam_step(T* p, T* m, T* v, const T* g, idx n, double lr_t, double b1, double b2,
+                 double eps, double reg = 0.0, bool want_sumsq = false);
 
 // ---- threads (threads.cpp) ---------------------------------------------------
+void init_threads();
 void set_num_threads(int n);
 int get_num_threads();
 int blas_num_threads();

@@ -61,9 +61,12 @@ class Network {
   private:
     // Forward on m rows starting from x; activations land in acts[1..L].
     void forward(const std::vector<T*>& params, const T* x, idx m, std::vector<T*>& acts) const;
-    // Objective of a batch and the gradients into grads_ (or `grads`).
+    // Objective of a batch (sumsq = current sum of squared weights) and its
+    // gradients; with fold_reg the L2 gradient is left to the optimizer step.
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads, const T* x,
-                    const T* y, const T* sw, idx m, double alpha);
+                    const T* y, const T* sw, idx m, double alpha, double sumsq, bool fold_reg,
+                    double* sw_sum_out);
+    double sum_sq_weights(const std::vector<T*>& params) const;
     void reserve(idx batch);
 
     std::vector<LayerSpec> layers_;

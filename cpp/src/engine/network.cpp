@@ -56,8 +56,20 @@ void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
 }
 
 template <class T>
+double Network<T>::sum_sq_weights(const std::vector<T*>& params) const {
+    double sq = 0.0;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const T* W = params[2 * l];
+        const idx sz = layers_[l].in * layers_[l].out;
+        for (idx i = 0; i < sz; ++i) sq += double(W[i]) * double(W[i]);
+    }
+    return sq;
+}
+
+template <class T>
 double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
-                            const T* x, const T* y, const T* sw, idx m, double alpha) {
+                            const T* x, const T* y, const T* sw, idx m, double alpha,
+                            double sumsq, bool fold_reg, double* sw_sum_out) {
     const std::size_t L = layers_.size();
     std::vector<T*> acts(L), deltas(L);
     for (std::size_t l = 0; l < L; ++l) acts[l] = acts_[l].data(), deltas[l] = deltas_[l].data();
@@ -68,17 +80,10 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
         sw_sum = 0.0;
         for (idx i = 0; i < m; ++i) sw_sum += sw[i];
     }
+    if (sw_sum_out) *sw_sum_out = sw_sum;
     // objective = weighted mean loss + alpha / (2 sw_sum) * sum ||W||^2
     double loss = loss_value(loss_, acts[L - 1], y, sw, m, n_out());
-    if (alpha != 0.0) {
-        double sq = 0.0;
-        for (std::size_t l = 0; l < L; ++l) {
-            const T* W = params[2 * l];
-            const idx sz = layers_[l].in * layers_[l].out;
-            for (idx i = 0; i < sz; ++i) sq += double(W[i]) * double(W[i]);
-        }
-        loss += 0.5 * alpha * sq / sw_sum;
-    }
+    if (alpha != 0.0) loss += 0.5 * alpha * sumsq / sw_sum;
     // dZ_L = (P - Y) * sw / sw_sum; then back through the stack.
     loss_delta(loss_, acts[L - 1], y, sw, m, n_out(), 1.0 / sw_sum, deltas[L - 1]);
     const T reg = T(alpha / sw_sum);
@@ -87,7 +92,7 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
         T* dW = grads[2 * l];
         const T* W = params[2 * l];
         T beta_w = T(0);
-        if (alpha != 0.0) {  // dW = alpha/sw_sum * W + X^T dZ
+        if (alpha != 0.0 && !fold_reg) {  // dW = alpha/sw_sum * W + X^T dZ
             const idx sz = s.in * s.out;
             for (idx i = 0; i < sz; ++i) dW[i] = reg * W[i];
             beta_w = T(1);
@@ -118,6 +123,7 @@ double Network<T>::fit_epoch(const std::vector<T*>& params, OptConfig& opt, OptS
     const idx d = n_in(), k = n_out();
     double accumulated = 0.0;
     if (stopped) *stopped = false;
+    double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;  // kept current by the steps
 
     for (idx start = 0; start < n; start += batch) {
         const idx m = std::min(batch, n - start);
@@ -132,27 +138,34 @@ double Network<T>::fit_epoch(const std::vector<T*>& params, OptConfig& opt, OptS
             }
             xb = xbuf_.data(), yb = ybuf_.data(), swb = sw ? swbuf_.data() : nullptr;
         }
-        const double batch_loss = backprop(params, grads, xb, yb, swb, m, alpha);
+        double sw_sum = 0.0;
+        const double batch_loss =
+            backprop(params, grads, xb, yb, swb, m, alpha, sumsq, /*fold_reg=*/true, &sw_sum);
         accumulated += batch_loss * double(m);
 
+        // The L2 gradient alpha/sw_sum * W is added inside the step (weights only).
+        const double reg = alpha != 0.0 ? alpha / sw_sum : 0.0;
+        const bool want = alpha != 0.0;
+        double new_sumsq = 0.0;
+        double lr_t = opt.learning_rate;
         if (adam) {
             opt.t += 1;
-            const double lr_t = opt.learning_rate * std::sqrt(1.0 - std::pow(opt.beta_2, opt.t)) /
-                                (1.0 - std::pow(opt.beta_1, opt.t));
-            for (std::size_t i = 0; i < params.size(); ++i) {
-                const idx sz = i % 2 == 0 ? layers_[i / 2].in * layers_[i / 2].out
-                                          : layers_[i / 2].out;
-                adam_step(params[i], state.m[i], state.v[i], grads[i], sz, lr_t, opt.beta_1,
-                          opt.beta_2, opt.epsilon);
-            }
-        } else {
-            for (std::size_t i = 0; i < params.size(); ++i) {
-                const idx sz = i % 2 == 0 ? layers_[i / 2].in * layers_[i / 2].out
-                                          : layers_[i / 2].out;
-                sgd_step(params[i], state.m[i], grads[i], sz, opt.learning_rate, opt.momentum,
-                         opt.nesterov);
-            }
+            lr_t = opt.learning_rate * std::sqrt(1.0 - std::pow(opt.beta_2, double(opt.t))) /
+                   (1.0 - std::pow(opt.beta_1, double(opt.t)));
         }
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            const bool weight = i % 2 == 0;
+            const LayerSpec& s = layers_[i / 2];
+            const idx sz = weight ? s.in * s.out : s.out;
+            const double r = weight ? reg : 0.0;
+            if (adam)
+                new_sumsq += adam_step(params[i], state.m[i], state.v[i], grads[i], sz, lr_t,
+                                       opt.beta_1, opt.beta_2, opt.epsilon, r, want && weight);
+            else
+                new_sumsq += sgd_step(params[i], state.m[i], grads[i], sz, lr_t, opt.momentum,
+                                      opt.nesterov, r, want && weight);
+        }
+        sumsq = new_sumsq;
         if (interrupted && start + m < n && interrupted()) {
             if (stopped) *stopped = true;
             return n > 0 ? accumulated / double(start + m) : 0.0;
@@ -167,7 +180,8 @@ double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*
     if (params.size() != 2 * layers_.size() || grads.size() != params.size())
         throw ValueError("wrong number of parameter or gradient arrays");
     reserve(std::max<idx>(n, 1));
-    return backprop(params, grads, X, Y, sw, n, alpha);
+    const double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;
+    return backprop(params, grads, X, Y, sw, n, alpha, sumsq, /*fold_reg=*/false, nullptr);
 }
 
 template <class T>

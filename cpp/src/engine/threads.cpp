@@ -1,4 +1,5 @@
-// One thread knob for OpenMP (our loops) and OpenBLAS (GEMM).
+// One thread knob: OpenMP runs our loops and splits GEMMs; OpenBLAS itself
+// stays single-threaded inside those regions (see blas.hpp).
 #include <omp.h>
 
 #include <cblas.h>
@@ -7,10 +8,12 @@
 
 namespace neuraxis {
 
+void init_threads() { scipy_openblas_set_num_threads(1); }
+
 void set_num_threads(int n) {
     if (n < 1) throw ValueError("the number of threads must be >= 1, got " + std::to_string(n));
     omp_set_num_threads(n);
-    scipy_openblas_set_num_threads(n);
+    scipy_openblas_set_num_threads(1);
 }
 
 int get_num_threads() { return omp_get_max_threads(); }
