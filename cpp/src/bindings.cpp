@@ -136,17 +136,18 @@ struct PyNetwork {
         return net->loss_grad(P, G, x, y, w, n, alpha);
     }
 
-    Arr<T> predict(const py::list& params, const py::array& X) const {
+    py::tuple predict(const py::list& params, const py::array& X) const {
         auto P = param_ptrs(*net, params, "params", false);  // read only
         const idx n = rows_of(X);
         const T* x = cptr_of<T>(X, "X", n, net->n_in());
         Arr<T> out({n, net->n_out()});
         T* o = out.mutable_data();
+        bool nonfinite;
         {
             py::gil_scoped_release release;
-            net->predict(P, x, n, o);
+            nonfinite = net->predict(P, x, n, o);
         }
-        return out;
+        return py::make_tuple(out, nonfinite);
     }
 };
 

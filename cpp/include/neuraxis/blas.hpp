@@ -12,13 +12,25 @@
 
 namespace neuraxis {
 
+// One row of C (M == 1) goes to GEMV: GEMM would first pack all of B, which
+// costs more than the product itself for a single sample (predict latency).
 inline void gemm1(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
                   const float* B, int ldb, float beta, float* C, int ldc) {
+    if (M == 1 && K > 0) {
+        scipy_cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N,
+                          alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
+        return;
+    }
     scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                       M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 inline void gemm1(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
                   const double* B, int ldb, double beta, double* C, int ldc) {
+    if (M == 1 && K > 0) {
+        scipy_cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N,
+                          alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
+        return;
+    }
     scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                       M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -56,11 +56,14 @@ class Network {
                      const T* Y, const T* sw, idx n, double alpha);
 
     // Output-layer activations for n rows; thread safe (own buffers per call).
-    void predict(const std::vector<T*>& params, const T* X, idx n, T* out) const;
+    // Returns true when the first layer's pre-activation held a NaN or inf
+    // (always the case when X does), so the caller can validate X only then.
+    bool predict(const std::vector<T*>& params, const T* X, idx n, T* out) const;
 
   private:
     // Forward on m rows starting from x; activations land in acts[1..L].
-    void forward(const std::vector<T*>& params, const T* x, idx m, std::vector<T*>& acts) const;
+    void forward(const std::vector<T*>& params, const T* x, idx m, std::vector<T*>& acts,
+                 bool* nonfinite = nullptr) const;
     // Objective of a batch (sumsq = current sum of squared weights) and its
     // gradients; with fold_reg the L2 gradient is left to the optimizer step.
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads, const T* x,

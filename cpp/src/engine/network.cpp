@@ -44,12 +44,22 @@ void Network<T>::reserve(idx batch) {
 }
 
 template <class T>
-void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
-                         std::vector<T*>& acts) const {
+void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m, std::vector<T*>& acts,
+                         bool* nonfinite) const {
     const T* a = x;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const LayerSpec& s = layers_[l];
         dense_forward(a, m, s.in, params[2 * l], params[2 * l + 1], s.out, acts[l]);
+        if (l == 0 && nonfinite && !*nonfinite) {
+            // A NaN/inf anywhere in a row of X makes that row of X W + b non-finite;
+            // scanning this (n, out) block instead of X is what lets predict skip
+            // a separate pass over the input.
+            const T* z = acts[0];
+            const idx sz = m * s.out;
+            bool bad = false;
+            for (idx i = 0; i < sz; ++i) bad |= !std::isfinite(z[i]);
+            *nonfinite = bad;
+        }
         act_forward(s.act, acts[l], m, s.out);
         a = acts[l];
     }
@@ -185,7 +195,7 @@ double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*
 }
 
 template <class T>
-void Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* out) const {
+bool Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* out) const {
     if (params.size() != 2 * layers_.size()) throw ValueError("wrong number of parameter arrays");
     const std::size_t L = layers_.size();
     const idx chunk = std::min<idx>(std::max<idx>(n, 1), 2048);
@@ -196,11 +206,13 @@ void Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* ou
         acts[l] = bufs[l].data();
     }
     const idx d = n_in(), k = n_out();
+    bool nonfinite = false;
     for (idx start = 0; start < n; start += chunk) {
         const idx m = std::min(chunk, n - start);
         acts[L - 1] = out + start * k;  // the last layer writes straight into `out`
-        forward(params, X + start * d, m, acts);
+        forward(params, X + start * d, m, acts, &nonfinite);
     }
+    return nonfinite;
 }
 
 template class Network<float>;

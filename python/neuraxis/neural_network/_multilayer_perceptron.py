@@ -5,6 +5,7 @@ random-state draws, stopping rules, fitted attributes); every forward,
 backward and optimizer step runs in the C++ engine, one call per epoch.
 """
 import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,6 +26,19 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from ._engine import AdamOptimizer, SGDOptimizer, as_engine_array, build_network, engine_params
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Engine objects and predict-ready parameter lists, per estimator. Kept out of
+# the estimator's __dict__: they are caches (rebuilt on demand, never pickled)
+# and predict must not change an estimator's attributes.
+_CACHES = weakref.WeakKeyDictionary()
+
+
+def _cache(est):
+    c = _CACHES.get(est)
+    if c is None:
+        c = _CACHES[est] = {}
+    return c
 
 
 def _lbfgs_iprint_options(iprint):
@@ -100,21 +114,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
 
-    # ---- pickling: the engine object is a cache, rebuilt on demand ----------
-    def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
-        state.pop("_engine_cache", None)
-        return state
-
     def _engine(self, dtype):
         """The engine network for the current architecture and dtype (cached)."""
         units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
         key = (tuple(units), self.activation, self.out_activation_, np.dtype(dtype).str)
-        cache = self.__dict__.get("_engine_cache")
+        store = _cache(self)
+        cache = store.get("engine")
         if cache is None or cache[0] != key:
             cache = (key, build_network(units, self.activation, self.out_activation_, dtype))
-            self.__dict__["_engine_cache"] = cache
+            store["engine"] = cache
         return cache[1]
 
     def _params(self, dtype):
@@ -407,26 +415,45 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X (validated unless check_input=False)."""
         coef_dtype = self.coefs_[0].dtype
-        fast = (type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind == "f"
-                and X.flags.c_contiguous and X.shape[1] == self.n_features_in_
-                and X.shape[0] > 0 and "feature_names_in_" not in self.__dict__
-                and X.dtype in (np.float32, np.float64))
-        if check_input:
-            if not (fast and np.isfinite(X.sum())):
-                X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        fast = (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOATS
+                and X.flags.c_contiguous and X.shape[0] > 0
+                and X.shape[1] == self.n_features_in_
+                and "feature_names_in_" not in self.__dict__)
+        if check_input and not fast:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            check_input = False
         X = _dense(X)
-        dtype = np.result_type(X.dtype, coef_dtype)
-        if dtype not in (np.float32, np.float64):
-            dtype = np.float64
+        dtype = X.dtype if X.dtype == coef_dtype else np.result_type(X.dtype, coef_dtype)
+        if dtype not in _FLOATS:
+            dtype = np.dtype(np.float64)
         if X.dtype != dtype or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=dtype)
-        return self._engine(dtype).predict(self._params_for_predict(dtype), X)
+        net, params = self._predictor(dtype)
+        out, nonfinite = net.predict(params, X)
+        if nonfinite and check_input:
+            # The engine saw a NaN/inf after the first layer: either X holds one
+            # (scikit-learn's error is raised here) or the values overflowed.
+            validate_data(self, X, reset=False)
+        return out
 
-    def _params_for_predict(self, dtype):
-        if self.coefs_[0].dtype == dtype:
-            return self._params(dtype)
-        return engine_params([np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_],
-                             [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_])
+    def _predictor(self, dtype):
+        """(engine network, parameter list) for predicting in `dtype`, cached while
+        coefs_/intercepts_ hold the same arrays."""
+        arrays = self.coefs_ + self.intercepts_
+        key = (dtype, *map(id, arrays))
+        store = _cache(self)
+        cache = store.get("predict")
+        if cache is not None and cache[0] == key:
+            return cache[1], cache[2]
+        if self.coefs_[0].dtype != dtype:  # converted copies: never cached
+            params = engine_params([np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_],
+                                   [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_])
+            return self._engine(dtype), params
+        params = self._params(dtype)
+        net = self._engine(dtype)
+        key = (dtype, *map(id, self.coefs_ + self.intercepts_))
+        store["predict"] = (key, net, params)
+        return net, params
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
