@@ -71,11 +71,13 @@ class Network {
                     double* sw_sum_out);
     double sum_sq_weights(const std::vector<T*>& params) const;
     void reserve(idx batch);
+    void ensure_thread_grads(int nt);
 
     std::vector<LayerSpec> layers_;
     Loss loss_;
     idx capacity_ = 0;
     std::vector<std::vector<T>> acts_, deltas_, grads_;
+    std::vector<std::vector<std::vector<T>>> tgrads_;  // per extra thread, like grads_
     std::vector<T> xbuf_, ybuf_, swbuf_;
 };
 

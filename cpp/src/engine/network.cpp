@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <omp.h>
+
 namespace neuraxis {
 
 template <class T>
@@ -81,38 +83,98 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
                             const T* x, const T* y, const T* sw, idx m, double alpha,
                             double sumsq, bool fold_reg, double* sw_sum_out) {
     const std::size_t L = layers_.size();
-    std::vector<T*> acts(L), deltas(L);
-    for (std::size_t l = 0; l < L; ++l) acts[l] = acts_[l].data(), deltas[l] = deltas_[l].data();
-    forward(params, x, m, acts);
-
+    const idx k = n_out();
     double sw_sum = double(m);
     if (sw) {
         sw_sum = 0.0;
         for (idx i = 0; i < m; ++i) sw_sum += sw[i];
     }
     if (sw_sum_out) *sw_sum_out = sw_sum;
-    // objective = weighted mean loss + alpha / (2 sw_sum) * sum ||W||^2
-    double loss = loss_value(loss_, acts[L - 1], y, sw, m, n_out());
-    if (alpha != 0.0) loss += 0.5 * alpha * sumsq / sw_sum;
-    // dZ_L = (P - Y) * sw / sw_sum; then back through the stack.
-    loss_delta(loss_, acts[L - 1], y, sw, m, n_out(), 1.0 / sw_sum, deltas[L - 1]);
-    const T reg = T(alpha / sw_sum);
-    for (std::size_t l = L; l-- > 0;) {
-        const LayerSpec& s = layers_[l];
-        T* dW = grads[2 * l];
-        const T* W = params[2 * l];
-        T beta_w = T(0);
-        if (alpha != 0.0 && !fold_reg) {  // dW = alpha/sw_sum * W + X^T dZ
-            const idx sz = s.in * s.out;
-            for (idx i = 0; i < sz; ++i) dW[i] = reg * W[i];
-            beta_w = T(1);
+
+    // Data parallel over the batch: each thread runs forward and backward on
+    // its own block of rows with single-threaded BLAS, into its own gradient
+    // buffers; the partial gradients are then added in thread order. One
+    // fork/join per batch instead of one per product, and a fixed reduction
+    // order, so the same thread count gives bit-identical results.
+    idx macs_per_row = 0;
+    for (const auto& s : layers_) macs_per_row += s.in * s.out;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    nt = int(std::min<idx>(nt, std::max<idx>(1, m / 8)));
+    if (double(macs_per_row) * double(m) * 3.0 < 3.0e5) nt = 1;
+    ensure_thread_grads(nt);
+    std::vector<double> part_loss(nt, 0.0), part_w(nt, 0.0);
+
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num();
+        const int T_ = omp_get_num_threads();
+        const idx r0 = m * t / T_, r1 = m * (t + 1) / T_, mr = r1 - r0;
+        std::vector<T*> acts(L), deltas(L);
+        for (std::size_t l = 0; l < L; ++l) {
+            acts[l] = acts_[l].data() + r0 * layers_[l].out;
+            deltas[l] = deltas_[l].data() + r0 * layers_[l].out;
         }
-        const T* a_in = l == 0 ? x : acts[l - 1];
-        T* dX = l == 0 ? nullptr : deltas[l - 1];
-        dense_backward(a_in, m, s.in, W, s.out, deltas[l], dX, dW, grads[2 * l + 1], beta_w);
-        if (dX) act_backward(layers_[l - 1].act, acts[l - 1], dX, m, s.in);
+        const T* xr = x + r0 * n_in();
+        const T* yr = y + r0 * k;
+        const T* swr = sw ? sw + r0 : nullptr;
+        if (mr > 0) {
+            forward(params, xr, mr, acts);
+            double w = double(mr);
+            if (swr) {
+                w = 0.0;
+                for (idx i = 0; i < mr; ++i) w += swr[i];
+            }
+            part_w[t] = w;
+            part_loss[t] = w > 0 ? loss_value(loss_, acts[L - 1], yr, swr, mr, k) * w : 0.0;
+            // dZ_L = (P - Y) * sw / sw_sum; then back through the stack.
+            loss_delta(loss_, acts[L - 1], yr, swr, mr, k, 1.0 / sw_sum, deltas[L - 1]);
+        }
+        for (std::size_t l = L; l-- > 0;) {
+            const LayerSpec& s = layers_[l];
+            T* dW = t == 0 ? grads[2 * l] : tgrads_[t - 1][2 * l].data();
+            T* db = t == 0 ? grads[2 * l + 1] : tgrads_[t - 1][2 * l + 1].data();
+            const T* a_in = l == 0 ? xr : acts[l - 1];
+            T* dX = l == 0 ? nullptr : deltas[l - 1];
+            // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (zero rows give zero grads)
+            dense_backward(a_in, mr, s.in, params[2 * l], s.out, deltas[l], dX, dW, db, T(0));
+            if (dX && mr > 0) act_backward(layers_[l - 1].act, acts[l - 1], dX, mr, s.in);
+        }
     }
+
+    // Add the per-thread partial gradients, in thread order.
+    const T reg = T(alpha / sw_sum);
+    for (std::size_t p = 0; p < grads.size(); ++p) {
+        const LayerSpec& s = layers_[p / 2];
+        const bool weight = p % 2 == 0;
+        const idx sz = weight ? s.in * s.out : s.out;
+        T* g = grads[p];
+        const T* W = params[p];
+        const bool add_reg = weight && alpha != 0.0 && !fold_reg;
+#pragma omp parallel for schedule(static) if (sz * nt > kParallelThreshold)
+        for (idx i = 0; i < sz; ++i) {
+            T acc = g[i];
+            for (int t = 1; t < nt; ++t) acc += tgrads_[t - 1][p][i];
+            if (add_reg) acc += reg * W[i];  // dW += alpha/sw_sum * W (lbfgs path)
+            g[i] = acc;
+        }
+    }
+    double loss = 0.0, wsum = 0.0;
+    for (int t = 0; t < nt; ++t) loss += part_loss[t], wsum += part_w[t];
+    loss = wsum > 0 ? loss / wsum : 0.0;
+    // objective = weighted mean loss + alpha / (2 sw_sum) * sum ||W||^2
+    if (alpha != 0.0) loss += 0.5 * alpha * sumsq / sw_sum;
     return loss;
+}
+
+template <class T>
+void Network<T>::ensure_thread_grads(int nt) {
+    if (int(tgrads_.size()) >= nt - 1) return;
+    tgrads_.resize(nt - 1);
+    for (auto& g : tgrads_) {
+        if (!g.empty()) continue;
+        g.resize(grads_.size());
+        for (std::size_t p = 0; p < grads_.size(); ++p) g[p].resize(grads_[p].size());
+    }
 }
 
 template <class T>
