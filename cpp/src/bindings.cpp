@@ -57,15 +57,13 @@ const T* cptr_of(const py::handle& h, const char* what, idx rows, idx cols) {
 template <class T>
 std::vector<T*> param_ptrs(const Network<T>& net, const py::list& params, const char* what,
                            bool write = true) {
-    const auto& L = net.layers();
-    if (params.size() != 2 * L.size())
-        throw py::value_error(std::string(what) + ": expected " + std::to_string(2 * L.size()) +
+    const auto& sizes = net.param_sizes();
+    if (params.size() != sizes.size())
+        throw py::value_error(std::string(what) + ": expected " + std::to_string(sizes.size()) +
                               " arrays, got " + std::to_string(params.size()));
     std::vector<T*> out(params.size());
-    for (std::size_t i = 0; i < params.size(); ++i) {
-        const auto& s = L[i / 2];
-        out[i] = ptr_of<T>(params[i], what, i % 2 == 0 ? s.in * s.out : s.out, write);
-    }
+    for (std::size_t i = 0; i < params.size(); ++i)
+        out[i] = ptr_of<T>(params[i], what, sizes[i], write);
     return out;
 }
 
@@ -77,63 +75,148 @@ bool python_interrupted() {
     return PyErr_CheckSignals() != 0;
 }
 
+std::vector<Metric> parse_metrics(const std::vector<std::string>& names) {
+    std::vector<Metric> out;
+    for (const auto& n : names) out.push_back(parse_metric(n));
+    return out;
+}
+
+py::dict totals_dict(const BatchTotals& t) {
+    py::dict d;
+    d["loss_sum"] = t.loss_sum;
+    d["rows"] = t.rows;
+    d["metric_sums"] = t.metric_sums;
+    d["weight_sum"] = t.weight_sum;
+    return d;
+}
+
 template <class T>
 struct PyNetwork {
     std::unique_ptr<Network<T>> net;
 
-    PyNetwork(const std::vector<py::tuple>& specs, const std::string& loss) {
+    // specs: (fan_in, fan_out, activation, alpha) dense layers, or
+    // (kind, in, out, activation, alpha, dropout) with kind "dense" | "activation".
+    PyNetwork(const std::vector<py::tuple>& specs, const std::string& loss,
+              const std::string& reduction) {
         std::vector<LayerSpec> layers;
         for (const auto& t : specs) {
-            if (t.size() != 4)
-                throw py::value_error("layer spec must be (fan_in, fan_out, activation, alpha)");
             LayerSpec s;
-            s.in = t[0].cast<idx>();
-            s.out = t[1].cast<idx>();
-            s.act = parse_activation(t[2].cast<std::string>(), t[3].cast<double>());
+            std::size_t o = 0;
+            if (t.size() == 6) {
+                const auto kind = t[0].cast<std::string>();
+                if (kind == "dense")
+                    s.kind = LayerKind::dense;
+                else if (kind == "activation")
+                    s.kind = LayerKind::activation;
+                else
+                    throw py::value_error("unknown layer kind '" + kind +
+                                          "'; expected dense or activation");
+                o = 1;
+                s.dropout = t[5].cast<double>();
+            } else if (t.size() != 4) {
+                throw py::value_error(
+                    "layer spec must be (fan_in, fan_out, activation, alpha) or "
+                    "(kind, in, out, activation, alpha, dropout)");
+            }
+            s.in = t[o].cast<idx>();
+            s.out = t[o + 1].cast<idx>();
+            s.act = parse_activation(t[o + 2].cast<std::string>(), t[o + 3].cast<double>());
             layers.push_back(s);
         }
-        net = std::make_unique<Network<T>>(std::move(layers), parse_loss(loss));
+        Reduction red;
+        if (reduction == "weights")
+            red = Reduction::weights;
+        else if (reduction == "batch_size")
+            red = Reduction::batch_size;
+        else
+            throw py::value_error("reduction must be 'weights' or 'batch_size'");
+        net = std::make_unique<Network<T>>(std::move(layers), parse_loss(loss), red);
     }
 
-    py::tuple fit_epoch(const py::list& params, OptConfig& opt, const py::list& m,
-                        const py::list& v, const py::array& X, const py::array& Y,
-                        const py::object& sw, const py::object& perm, idx batch, double alpha) {
-        auto P = param_ptrs(*net, params, "params");
+    struct Data {
+        idx n;
+        const T *x, *y, *w;
+    };
+    Data data(const py::array& X, const py::array& Y, const py::object& sw) const {
+        Data d;
+        d.n = rows_of(X);
+        d.x = cptr_of<T>(X, "X", d.n, net->n_in());
+        d.y = cptr_of<T>(Y, "Y", d.n, net->n_out());
+        d.w = sw.is_none() ? nullptr : cptr_of<T>(sw, "sample_weight", d.n, 1);
+        return d;
+    }
+
+    OptState<T> state(const OptConfig& opt, const py::list& m, const py::list& v) const {
         OptState<T> st;
-        st.m = param_ptrs(*net, m, opt.kind == "adam" ? "adam first moments" : "velocities");
-        if (opt.kind == "adam") st.v = param_ptrs(*net, v, "adam second moments");
-        const idx n = rows_of(X);
-        const T* x = cptr_of<T>(X, "X", n, net->n_in());
-        const T* y = cptr_of<T>(Y, "Y", n, net->n_out());
-        const T* w = sw.is_none() ? nullptr : cptr_of<T>(sw, "sample_weight", n, 1);
+        st.m = param_ptrs(*net, m, "optimizer state m");
+        if (opt.kind == "adam" || (opt.kind == "rmsprop" && v.size() > 0))
+            st.v = param_ptrs(*net, v, "optimizer state v");
+        return st;
+    }
+
+    BatchTotals run(const py::list& params, OptConfig& opt, const py::list& m, const py::list& v,
+                    const py::array& X, const py::array& Y, const py::object& sw,
+                    const py::object& perm, idx batch, idx first, idx count, double alpha,
+                    const std::vector<std::string>& metrics, std::uint64_t seed) {
+        auto P = param_ptrs(*net, params, "params");
+        auto st = state(opt, m, v);
+        auto d = data(X, Y, sw);
         const std::int64_t* p = nullptr;
         if (!perm.is_none()) {
             auto pa = perm.cast<py::array>();
-            p = cptr_of<std::int64_t>(pa, "perm", n, 1);
-            for (idx i = 0; i < n; ++i)
-                if (p[i] < 0 || p[i] >= n) throw py::value_error("perm holds an out-of-range row");
+            p = cptr_of<std::int64_t>(pa, "perm", d.n, 1);
+            for (idx i = 0; i < d.n; ++i)
+                if (p[i] < 0 || p[i] >= d.n)
+                    throw py::value_error("perm holds an out-of-range row");
         }
-        bool stopped = false;
-        double loss;
+        auto mets = parse_metrics(metrics);
+        BatchTotals tot;
         {
             py::gil_scoped_release release;
-            loss = net->fit_epoch(P, opt, st, x, y, w, n, p, batch, alpha, python_interrupted,
-                                  &stopped);
+            tot = net->train_batches(P, opt, st, d.x, d.y, d.w, d.n, p, batch, first, count, alpha,
+                                     mets, seed, python_interrupted);
         }
-        if (stopped) throw py::error_already_set();  // the pending KeyboardInterrupt
-        return py::make_tuple(loss, stopped);
+        if (tot.interrupted) throw py::error_already_set();  // the pending KeyboardInterrupt
+        return tot;
+    }
+
+    // scikit-learn front: one epoch, returns (mean batch objective, False).
+    py::tuple fit_epoch(const py::list& params, OptConfig& opt, const py::list& m,
+                        const py::list& v, const py::array& X, const py::array& Y,
+                        const py::object& sw, const py::object& perm, idx batch, double alpha) {
+        auto tot = run(params, opt, m, v, X, Y, sw, perm, batch, 0, -1, alpha, {}, 0);
+        return py::make_tuple(tot.rows ? tot.loss_sum / double(tot.rows) : 0.0, false);
+    }
+
+    py::dict train_batches(const py::list& params, OptConfig& opt, const py::list& m,
+                           const py::list& v, const py::array& X, const py::array& Y,
+                           const py::object& sw, const py::object& perm, idx batch, idx first,
+                           idx count, const std::vector<std::string>& metrics,
+                           std::uint64_t seed) {
+        return totals_dict(
+            run(params, opt, m, v, X, Y, sw, perm, batch, first, count, 0.0, metrics, seed));
+    }
+
+    py::dict evaluate(const py::list& params, const py::array& X, const py::array& Y,
+                      const py::object& sw, idx batch, const std::vector<std::string>& metrics) {
+        auto P = param_ptrs(*net, params, "params", false);
+        auto d = data(X, Y, sw);
+        auto mets = parse_metrics(metrics);
+        BatchTotals tot;
+        {
+            py::gil_scoped_release release;
+            tot = net->evaluate(P, d.x, d.y, d.w, d.n, batch, mets);
+        }
+        return totals_dict(tot);
     }
 
     double loss_grad(const py::list& params, const py::list& grads, const py::array& X,
                      const py::array& Y, const py::object& sw, double alpha) {
         auto P = param_ptrs(*net, params, "params", false);  // read only
         auto G = param_ptrs(*net, grads, "grads");
-        const idx n = rows_of(X);
-        const T* x = cptr_of<T>(X, "X", n, net->n_in());
-        const T* y = cptr_of<T>(Y, "Y", n, net->n_out());
-        const T* w = sw.is_none() ? nullptr : cptr_of<T>(sw, "sample_weight", n, 1);
+        auto d = data(X, Y, sw);
         py::gil_scoped_release release;
-        return net->loss_grad(P, G, x, y, w, n, alpha);
+        return net->loss_grad(P, G, d.x, d.y, d.w, d.n, alpha);
     }
 
     py::tuple predict(const py::list& params, const py::array& X) const {
@@ -154,11 +237,17 @@ struct PyNetwork {
 template <class T>
 void bind_network(py::module_& m, const char* name) {
     py::class_<PyNetwork<T>>(m, name)
-        .def(py::init<const std::vector<py::tuple>&, const std::string&>(), py::arg("layers"),
-             py::arg("loss"))
+        .def(py::init<const std::vector<py::tuple>&, const std::string&, const std::string&>(),
+             py::arg("layers"), py::arg("loss"), py::arg("reduction") = "weights")
         .def("fit_epoch", &PyNetwork<T>::fit_epoch, py::arg("params"), py::arg("opt"),
              py::arg("m"), py::arg("v"), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("perm"), py::arg("batch_size"), py::arg("alpha"))
+        .def("train_batches", &PyNetwork<T>::train_batches, py::arg("params"), py::arg("opt"),
+             py::arg("m"), py::arg("v"), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
+             py::arg("perm"), py::arg("batch_size"), py::arg("first_batch"),
+             py::arg("n_batches"), py::arg("metrics"), py::arg("seed"))
+        .def("evaluate", &PyNetwork<T>::evaluate, py::arg("params"), py::arg("X"), py::arg("Y"),
+             py::arg("sample_weight"), py::arg("batch_size"), py::arg("metrics"))
         .def("loss_grad", &PyNetwork<T>::loss_grad, py::arg("params"), py::arg("grads"),
              py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("alpha"))
         .def("predict", &PyNetwork<T>::predict, py::arg("params"), py::arg("X"));
@@ -262,7 +351,44 @@ void op_adam(Arr<T> p, Arr<T> m, Arr<T> v, Arr<T> g, double lr_t, double b1, dou
 }
 
 template <class T>
+Arr<T> op_loss_grad_output(const std::string& loss, Arr<T> P, Arr<T> Y, std::optional<Arr<T>> sw,
+                           double scale) {
+    check_same(P, Y, "loss_grad_output");
+    if (sw && sw->size() != P.shape(0)) throw py::value_error("loss_grad_output: sample_weight");
+    Arr<T> d({P.shape(0), P.shape(1)});
+    loss_grad_output(parse_loss(loss), P.data(), Y.data(), sw ? sw->data() : nullptr, P.shape(0),
+                     P.shape(1), scale, d.mutable_data());
+    return d;
+}
+
+template <class T>
+double op_metric(const std::string& metric, Arr<T> P, Arr<T> Y, std::optional<Arr<T>> sw) {
+    check_same(P, Y, "metric_sum");
+    if (sw && sw->size() != P.shape(0)) throw py::value_error("metric_sum: sample_weight length");
+    return metric_sum(parse_metric(metric), P.data(), Y.data(), sw ? sw->data() : nullptr,
+                      P.shape(0), P.shape(1));
+}
+
+template <class T>
+void op_rmsprop(Arr<T> p, Arr<T> ms, std::optional<Arr<T>> mom, Arr<T> g, double lr, double rho,
+                double eps, double momentum) {
+    const idx n = p.size();
+    if (ms.size() != n || g.size() != n || (mom && mom->size() != n))
+        throw py::value_error("rmsprop_step: sizes differ");
+    rmsprop_step(p.mutable_data(), ms.mutable_data(), mom ? mom->mutable_data() : nullptr,
+                 g.data(), n, lr, rho, eps, momentum);
+}
+
+template <class T>
 void bind_ops(py::module_& m) {
+    m.def("loss_grad_output", &op_loss_grad_output<T>, py::arg("loss"), py::arg("P").noconvert(),
+          py::arg("Y").noconvert(), py::arg("sample_weight").noconvert() = py::none(),
+          py::arg("scale") = 1.0);
+    m.def("metric_sum", &op_metric<T>, py::arg("metric"), py::arg("P").noconvert(),
+          py::arg("Y").noconvert(), py::arg("sample_weight").noconvert() = py::none());
+    m.def("rmsprop_step", &op_rmsprop<T>, py::arg("p").noconvert(), py::arg("ms").noconvert(),
+          py::arg("momentum_buffer").noconvert(), py::arg("grad").noconvert(), py::arg("lr"),
+          py::arg("rho"), py::arg("epsilon"), py::arg("momentum"));
     // py::array_t without forcecast: only exact dtypes bind, the other overload is tried next.
     m.def("act_forward", &op_act_forward<T>, py::arg("z").noconvert(), py::arg("name"),
           py::arg("alpha") = 0.0);
@@ -300,6 +426,7 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("epsilon", &OptConfig::epsilon)
         .def_readwrite("momentum", &OptConfig::momentum)
         .def_readwrite("nesterov", &OptConfig::nesterov)
+        .def_readwrite("rho", &OptConfig::rho)
         .def_readwrite("t", &OptConfig::t);
 
     bind_network<float>(m, "Network32");
@@ -307,6 +434,18 @@ PYBIND11_MODULE(_core, m) {
     bind_ops<float>(m);
     bind_ops<double>(m);
 
+    m.def("dropout_mask",
+          [](std::uint64_t seed, std::uint64_t layer, idx row0, idx rows, idx cols, double rate) {
+              Arr<double> out({rows, cols});
+              double* o = out.mutable_data();
+              for (idx i = 0; i < rows; ++i)
+                  for (idx j = 0; j < cols; ++j)
+                      o[i * cols + j] = dropout_scale(seed, layer, std::uint64_t(row0 + i),
+                                                      std::uint64_t(j), rate);
+              return out;
+          },
+          py::arg("seed"), py::arg("layer"), py::arg("row0"), py::arg("rows"), py::arg("cols"),
+          py::arg("rate"));
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("get_num_threads", &get_num_threads);
     m.def("blas_num_threads", &blas_num_threads);

@@ -18,7 +18,9 @@ from . import _core
 
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus",
                "softmax", "step", "exp")
-LOSSES = ("softmax_log_loss", "logistic_log_loss", "squared_error", "poisson")
+LOSSES = ("softmax_log_loss", "logistic_log_loss", "squared_error", "poisson",
+          "categorical_crossentropy", "binary_crossentropy", "mse", "mae")
+METRICS = ("categorical_accuracy", "binary_accuracy", "mse", "mae")
 
 
 def _prep(*arrays):
@@ -91,3 +93,30 @@ def sgd_step(param, velocity, grad, lr, momentum=0.9, nesterov=True):
 def adam_step(param, m, v, grad, lr_t, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
     """In-place Adam step with the bias-corrected step size lr_t."""
     _core.adam_step(param, m, v, grad, float(lr_t), float(beta_1), float(beta_2), float(epsilon))
+
+
+def loss_grad_output(loss, P, Y, sample_weight=None, scale=1.0):
+    """dL/dP of the per-row loss times sample_weight * scale (clipped entries get 0)."""
+    _check_name(loss, LOSSES, "loss")
+    P, Y, sw = _prep(P, Y, sample_weight)
+    return _core.loss_grad_output(loss, P, Y, sw, float(scale))
+
+
+def metric_sum(metric, P, Y, sample_weight=None):
+    """Sum over rows of sample_weight * metric(row)."""
+    _check_name(metric, METRICS, "metric")
+    P, Y, sw = _prep(P, Y, sample_weight)
+    return _core.metric_sum(metric, P, Y, sw)
+
+
+def rmsprop_step(param, ms, grad, lr, rho=0.9, epsilon=1e-7, momentum=0.0, momentum_buffer=None):
+    """In-place Keras RMSprop step (mean squares `ms`, optional momentum buffer)."""
+    _core.rmsprop_step(param, ms, momentum_buffer, grad, float(lr), float(rho), float(epsilon),
+                       float(momentum))
+
+
+def dropout_mask(seed, layer, row0, rows, cols, rate):
+    """The engine's inverted-dropout scales (0 or 1/(1-rate)) for a block of rows."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate}")
+    return _core.dropout_mask(int(seed), int(layer), int(row0), int(rows), int(cols), float(rate))

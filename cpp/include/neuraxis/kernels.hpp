@@ -37,20 +37,40 @@ void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY,
 
 // ---- losses (losses.cpp) ----------------------------------------------------
 enum class Loss {
-    softmax_log_loss,   // categorical cross-entropy on softmax outputs
+    // scikit-learn's definitions
+    softmax_log_loss,   // categorical cross-entropy on softmax outputs, clip eps = dtype eps
     logistic_log_loss,  // binary cross-entropy summed over outputs
-    squared_error,      // scikit-learn: 0.5 * mean over samples and outputs
+    squared_error,      // 0.5 * mean over outputs (delta is P - Y: scikit-learn's quirk)
     poisson,            // half Poisson deviance, exp output
+    // Keras's definitions (probabilities clipped to [1e-7, 1 - 1e-7])
+    categorical_crossentropy,  // -sum_j y log p
+    binary_crossentropy,       // mean over outputs
+    mse,                       // mean over outputs of (p - y)^2
+    mae,                       // mean over outputs of |p - y|
 };
 Loss parse_loss(const std::string& name);
+// The output activation whose derivative the fused delta already contains.
 Act loss_output_activation(Loss l);
 
 // Weighted mean over rows (weights may be null) of the per-row loss.
 template <class T>
 double loss_value(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k);
-// dZ = (P - Y) * sw_i * scale: the fused delta of every canonical output/loss pair.
+// Fused output delta for the canonical activation/loss pair:
+// dZ = c * (P - Y) * sw_i * scale, with c = 1/k for mean-over-outputs losses
+// (2/k for mse; mae uses sign(P - Y) / k).
 template <class T>
 void loss_delta(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, double scale, T* dZ);
+// dL/dP for any output activation (then chained through act_backward).
+template <class T>
+void loss_grad_output(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, double scale,
+                      T* dP);
+
+// ---- metrics (losses.cpp) --------------------------------------------------
+enum class Metric { categorical_accuracy, binary_accuracy, mse, mae };
+Metric parse_metric(const std::string& name);
+// sum_i w_i * metric_i over n rows (w_i = 1 when sw is null).
+template <class T>
+double metric_sum(Metric m, const T* P, const T* Y, const T* sw, idx n, idx k);
 
 // ---- optimizers (optimizers.cpp) -------------------------------------------
 // scikit-learn's formulas, evaluated in T like NumPy does. The gradient used
@@ -61,6 +81,11 @@ double sgd_step(T* p, T* vel, const T* g, idx n, double lr, double momentum, boo
 template <class T>
 double adam_step(T* p, T* m, T* v, const T* g, idx n, double lr_t, double b1, double b2,
                  double eps, double reg = 0.0, bool want_sumsq = false);
+// Keras's RMSprop: ms = rho ms + (1-rho) g^2; step = lr g / sqrt(ms + eps);
+// with momentum: mom = momentum mom + step, p -= mom; else p -= step.
+template <class T>
+void rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rho, double eps,
+                  double momentum);
 
 // ---- threads (threads.cpp) ---------------------------------------------------
 void init_threads();

@@ -1,6 +1,8 @@
 // The engine: an ordered stack of layers, a fused output loss, preallocated
-// training buffers and the train / evaluate / predict loops.
+// training buffers and the train / evaluate / predict loops. Both fronts
+// (scikit-learn's MLP and Keras's Sequential) build one of these.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -9,47 +11,74 @@
 
 namespace neuraxis {
 
+enum class LayerKind { dense, activation };
+
+// The dropout keep-scale of element (row, col) of layer `layer` under `seed`:
+// 0 with probability `rate`, else 1 / (1 - rate). Counter based, so a mask
+// does not depend on how rows are split over threads.
+double dropout_scale(std::uint64_t seed, std::uint64_t layer, std::uint64_t row, std::uint64_t col,
+                     double rate);
+
 struct LayerSpec {
-    idx in = 0, out = 0;  // dense: fan-in, fan-out
-    Activation act;       // applied after the affine map
+    LayerKind kind = LayerKind::dense;
+    idx in = 0, out = 0;   // dense: fan-in, fan-out; activation: in == out
+    Activation act;        // applied after the affine map (dense) or alone
+    double dropout = 0.0;  // inverted dropout on this layer's output, training only
 };
+
+// How a batch's summed loss is normalised: by the sum of sample weights
+// (scikit-learn) or by the number of rows (Keras's sum_over_batch_size).
+enum class Reduction { weights, batch_size };
 
 // Optimizer configuration plus the step counter it advances.
 struct OptConfig {
-    std::string kind = "adam";  // "adam" | "sgd"
+    std::string kind = "adam";  // "adam" | "sgd" | "rmsprop"
     double learning_rate = 1e-3;
     double beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-8;
     double momentum = 0.9;
     bool nesterov = true;
-    std::int64_t t = 0;  // adam: number of steps taken
+    double rho = 0.9;
+    std::int64_t t = 0;  // steps taken
 };
 
 template <class T>
 struct OptState {
-    // adam: m and v per parameter; sgd: velocity per parameter (in `m`).
+    // adam: m, v; sgd: velocity in m; rmsprop: mean squares in m, momentum in v (optional)
     std::vector<T*> m, v;
+};
+
+// What a run of batches (or an evaluation) adds up.
+struct BatchTotals {
+    double loss_sum = 0.0;  // sum over batches of batch objective * batch rows
+    idx rows = 0;
+    std::vector<double> metric_sums;  // sum_i w_i * metric_i
+    double weight_sum = 0.0;          // sum_i w_i
+    bool interrupted = false;
 };
 
 template <class T>
 class Network {
   public:
-    // `layers` are dense layers; the last one's activation must be the loss's.
-    Network(std::vector<LayerSpec> layers, Loss loss);
+    Network(std::vector<LayerSpec> layers, Loss loss, Reduction reduction = Reduction::weights);
 
     idx n_in() const { return layers_.front().in; }
     idx n_out() const { return layers_.back().out; }
-    std::size_t n_layers() const { return layers_.size(); }
     const std::vector<LayerSpec>& layers() const { return layers_; }
-    Loss loss() const { return loss_; }
+    // Sizes of the parameter arrays, in order: W then b of each dense layer.
+    const std::vector<idx>& param_sizes() const { return psize_; }
 
-    // One epoch of mini-batch training. `params` is [W0, b0, W1, b1, ...];
-    // rows are visited in `perm` order (all rows in order when null). Returns
-    // the size-weighted mean of the batch objectives. `interrupted` is polled
-    // between batches; when it returns true the epoch stops and *stopped is set.
-    double fit_epoch(const std::vector<T*>& params, OptConfig& opt, OptState<T>& state,
-                     const T* X, const T* Y, const T* sw, idx n, const std::int64_t* perm,
-                     idx batch, double alpha, const std::function<bool()>& interrupted,
-                     bool* stopped);
+    // Batches [first, first + count) of an epoch whose rows are visited in
+    // `perm` order (natural order when null); count < 0 means to the end.
+    // `interrupted` is polled between batches.
+    BatchTotals train_batches(const std::vector<T*>& params, OptConfig& opt, OptState<T>& state,
+                              const T* X, const T* Y, const T* sw, idx n, const std::int64_t* perm,
+                              idx batch, idx first, idx count, double alpha,
+                              const std::vector<Metric>& metrics, std::uint64_t seed,
+                              const std::function<bool()>& interrupted);
+
+    // Loss and metrics without training (no dropout), in batches.
+    BatchTotals evaluate(const std::vector<T*>& params, const T* X, const T* Y, const T* sw, idx n,
+                         idx batch, const std::vector<Metric>& metrics) const;
 
     // Full-batch objective and its gradient (grads laid out like params).
     double loss_grad(const std::vector<T*>& params, const std::vector<T*>& grads, const T* X,
@@ -61,22 +90,28 @@ class Network {
     bool predict(const std::vector<T*>& params, const T* X, idx n, T* out) const;
 
   private:
-    // Forward on m rows starting from x; activations land in acts[1..L].
-    void forward(const std::vector<T*>& params, const T* x, idx m, std::vector<T*>& acts,
-                 bool* nonfinite = nullptr) const;
-    // Objective of a batch (sumsq = current sum of squared weights) and its
-    // gradients; with fold_reg the L2 gradient is left to the optimizer step.
+    // Forward on m rows; outs[l] receives layer l's output (after dropout
+    // when masks are given). pre[l] keeps the activation output before dropout.
+    void forward(const std::vector<T*>& params, const T* x, idx m, const std::vector<T*>& pre,
+                 const std::vector<T*>& outs, const std::vector<T*>& masks, idx row0,
+                 std::uint64_t seed, bool* nonfinite) const;
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads, const T* x,
                     const T* y, const T* sw, idx m, double alpha, double sumsq, bool fold_reg,
-                    double* sw_sum_out);
+                    double* sw_sum_out, bool training, idx row0, std::uint64_t seed,
+                    const std::vector<Metric>* metrics, std::vector<double>* metric_sums);
     double sum_sq_weights(const std::vector<T*>& params) const;
     void reserve(idx batch);
     void ensure_thread_grads(int nt);
+    bool canonical() const { return layers_.back().act.kind == loss_output_activation(loss_); }
 
     std::vector<LayerSpec> layers_;
     Loss loss_;
+    Reduction reduction_;
+    std::vector<int> pidx_;   // per layer: index of its W in params, or -1
+    std::vector<idx> psize_;  // per param: element count
+    bool any_dropout_ = false;
     idx capacity_ = 0;
-    std::vector<std::vector<T>> acts_, deltas_, grads_;
+    std::vector<std::vector<T>> pre_, outs_, masks_, deltas_, grads_;
     std::vector<std::vector<std::vector<T>>> tgrads_;  // per extra thread, like grads_
     std::vector<T> xbuf_, ybuf_, swbuf_;
 };

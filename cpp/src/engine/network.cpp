@@ -1,43 +1,86 @@
 #include "neuraxis/network.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include <omp.h>
-
 namespace neuraxis {
 
+namespace {
+
+// Counter-based uniform in [0, 1): the dropout mask of (seed, layer, row, col)
+// does not depend on how rows are split over threads.
+inline double uniform01(std::uint64_t seed, std::uint64_t layer, std::uint64_t row,
+                        std::uint64_t col) {
+    std::uint64_t z = seed ^ (layer * 0x9E3779B97F4A7C15ULL) ^ (row * 0xD1B54A32D192ED03ULL) ^
+                      (col * 0xAEF17502108EF2D9ULL);
+    z += 0x9E3779B97F4A7C15ULL;  // splitmix64 finaliser
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return double(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+}  // namespace
+
+double dropout_scale(std::uint64_t seed, std::uint64_t layer, std::uint64_t row, std::uint64_t col,
+                     double rate) {
+    return uniform01(seed, layer, row, col) < rate ? 0.0 : 1.0 / (1.0 - rate);
+}
+
 template <class T>
-Network<T>::Network(std::vector<LayerSpec> layers, Loss loss)
-    : layers_(std::move(layers)), loss_(loss) {
+Network<T>::Network(std::vector<LayerSpec> layers, Loss loss, Reduction reduction)
+    : layers_(std::move(layers)), loss_(loss), reduction_(reduction) {
     if (layers_.empty()) throw ValueError("a network needs at least one layer");
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-        if (layers_[l].in < 0 || layers_[l].out <= 0)
-            throw ValueError("layer sizes must be positive");
-        if (l > 0 && layers_[l].in != layers_[l - 1].out)
-            throw ValueError("layer " + std::to_string(l) + " expects " +
-                             std::to_string(layers_[l].in) + " inputs but the previous layer has " +
+        const LayerSpec& s = layers_[l];
+        if (s.in <= 0 || s.out <= 0) throw ValueError("layer sizes must be positive");
+        if (s.kind == LayerKind::activation && s.in != s.out)
+            throw ValueError("an activation layer keeps its width");
+        if (!(s.dropout >= 0.0 && s.dropout < 1.0))
+            throw ValueError("dropout rate must be in [0, 1), got " + std::to_string(s.dropout));
+        if (l > 0 && s.in != layers_[l - 1].out)
+            throw ValueError("layer " + std::to_string(l) + " expects " + std::to_string(s.in) +
+                             " inputs but the previous layer has " +
                              std::to_string(layers_[l - 1].out) + " outputs");
+        if (s.act.kind == Act::softmax && l + 1 < layers_.size() && s.out < 1)
+            throw ValueError("softmax needs at least one unit");
+        any_dropout_ |= s.dropout > 0.0;
+        if (s.kind == LayerKind::dense) {
+            pidx_.push_back(int(psize_.size()));
+            psize_.push_back(s.in * s.out);
+            psize_.push_back(s.out);
+        } else {
+            pidx_.push_back(-1);
+        }
     }
-    if (layers_.back().act.kind != loss_output_activation(loss))
+    const Act out = layers_.back().act.kind;
+    if ((loss_ == Loss::softmax_log_loss || loss_ == Loss::logistic_log_loss ||
+         loss_ == Loss::squared_error || loss_ == Loss::poisson) &&
+        out != loss_output_activation(loss_))
         throw ValueError("the output activation does not match the loss");
-    grads_.resize(2 * layers_.size());
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-        grads_[2 * l].resize(layers_[l].in * layers_[l].out);
-        grads_[2 * l + 1].resize(layers_[l].out);
-    }
+    grads_.resize(psize_.size());
+    for (std::size_t p = 0; p < psize_.size(); ++p) grads_[p].resize(psize_[p]);
 }
 
 template <class T>
 void Network<T>::reserve(idx batch) {
     if (batch <= capacity_) return;
     const std::size_t L = layers_.size();
-    acts_.assign(L, {});
+    pre_.assign(L, {});
+    outs_.assign(L, {});
+    masks_.assign(L, {});
     deltas_.assign(L, {});
     for (std::size_t l = 0; l < L; ++l) {
-        acts_[l].resize(batch * layers_[l].out);
-        deltas_[l].resize(batch * layers_[l].out);
+        const idx w = layers_[l].out;
+        pre_[l].resize(batch * w);
+        deltas_[l].resize(batch * w);
+        if (layers_[l].dropout > 0.0) {
+            outs_[l].resize(batch * w);
+            masks_[l].resize(batch * w);
+        }
     }
     xbuf_.resize(batch * n_in());
     ybuf_.resize(batch * n_out());
@@ -46,124 +89,56 @@ void Network<T>::reserve(idx batch) {
 }
 
 template <class T>
-void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m, std::vector<T*>& acts,
+void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
+                         const std::vector<T*>& pre, const std::vector<T*>& outs,
+                         const std::vector<T*>& masks, idx row0, std::uint64_t seed,
                          bool* nonfinite) const {
     const T* a = x;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const LayerSpec& s = layers_[l];
-        dense_forward(a, m, s.in, params[2 * l], params[2 * l + 1], s.out, acts[l]);
+        if (s.kind == LayerKind::dense) {
+            const int p = pidx_[l];
+            dense_forward(a, m, s.in, params[p], params[p + 1], s.out, pre[l]);
+        } else {
+            std::memcpy(pre[l], a, sizeof(T) * m * s.out);
+        }
         if (l == 0 && nonfinite && !*nonfinite) {
             // A NaN/inf anywhere in a row of X makes that row of X W + b non-finite;
             // scanning this (n, out) block instead of X is what lets predict skip
             // a separate pass over the input.
-            const T* z = acts[0];
+            const T* z = pre[0];
             const idx sz = m * s.out;
             bool bad = false;
             for (idx i = 0; i < sz; ++i) bad |= !std::isfinite(z[i]);
             *nonfinite = bad;
         }
-        act_forward(s.act, acts[l], m, s.out);
-        a = acts[l];
+        act_forward(s.act, pre[l], m, s.out);
+        if (!masks.empty() && s.dropout > 0.0) {
+            // inverted dropout: keep with probability 1 - rate, scale by 1 / (1 - rate)
+            const T keep_scale = T(1.0 / (1.0 - s.dropout));
+            for (idx i = 0; i < m; ++i)
+                for (idx j = 0; j < s.out; ++j) {
+                    const idx e = i * s.out + j;
+                    const T mk =
+                        uniform01(seed, l, std::uint64_t(row0 + i), std::uint64_t(j)) < s.dropout
+                            ? T(0)
+                            : keep_scale;
+                    masks[l][e] = mk;
+                    outs[l][e] = pre[l][e] * mk;
+                }
+            a = outs[l];
+        } else {
+            a = pre[l];
+        }
     }
 }
 
 template <class T>
 double Network<T>::sum_sq_weights(const std::vector<T*>& params) const {
     double sq = 0.0;
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-        const T* W = params[2 * l];
-        const idx sz = layers_[l].in * layers_[l].out;
-        for (idx i = 0; i < sz; ++i) sq += double(W[i]) * double(W[i]);
-    }
+    for (std::size_t p = 0; p < psize_.size(); p += 2)
+        for (idx i = 0; i < psize_[p]; ++i) sq += double(params[p][i]) * double(params[p][i]);
     return sq;
-}
-
-template <class T>
-double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
-                            const T* x, const T* y, const T* sw, idx m, double alpha,
-                            double sumsq, bool fold_reg, double* sw_sum_out) {
-    const std::size_t L = layers_.size();
-    const idx k = n_out();
-    double sw_sum = double(m);
-    if (sw) {
-        sw_sum = 0.0;
-        for (idx i = 0; i < m; ++i) sw_sum += sw[i];
-    }
-    if (sw_sum_out) *sw_sum_out = sw_sum;
-
-    // Data parallel over the batch: each thread runs forward and backward on
-    // its own block of rows with single-threaded BLAS, into its own gradient
-    // buffers; the partial gradients are then added in thread order. One
-    // fork/join per batch instead of one per product, and a fixed reduction
-    // order, so the same thread count gives bit-identical results.
-    idx macs_per_row = 0;
-    for (const auto& s : layers_) macs_per_row += s.in * s.out;
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    nt = int(std::min<idx>(nt, std::max<idx>(1, m / 8)));
-    if (double(macs_per_row) * double(m) * 3.0 < 3.0e5) nt = 1;
-    ensure_thread_grads(nt);
-    std::vector<double> part_loss(nt, 0.0), part_w(nt, 0.0);
-
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num();
-        const int T_ = omp_get_num_threads();
-        const idx r0 = m * t / T_, r1 = m * (t + 1) / T_, mr = r1 - r0;
-        std::vector<T*> acts(L), deltas(L);
-        for (std::size_t l = 0; l < L; ++l) {
-            acts[l] = acts_[l].data() + r0 * layers_[l].out;
-            deltas[l] = deltas_[l].data() + r0 * layers_[l].out;
-        }
-        const T* xr = x + r0 * n_in();
-        const T* yr = y + r0 * k;
-        const T* swr = sw ? sw + r0 : nullptr;
-        if (mr > 0) {
-            forward(params, xr, mr, acts);
-            double w = double(mr);
-            if (swr) {
-                w = 0.0;
-                for (idx i = 0; i < mr; ++i) w += swr[i];
-            }
-            part_w[t] = w;
-            part_loss[t] = w > 0 ? loss_value(loss_, acts[L - 1], yr, swr, mr, k) * w : 0.0;
-            // dZ_L = (P - Y) * sw / sw_sum; then back through the stack.
-            loss_delta(loss_, acts[L - 1], yr, swr, mr, k, 1.0 / sw_sum, deltas[L - 1]);
-        }
-        for (std::size_t l = L; l-- > 0;) {
-            const LayerSpec& s = layers_[l];
-            T* dW = t == 0 ? grads[2 * l] : tgrads_[t - 1][2 * l].data();
-            T* db = t == 0 ? grads[2 * l + 1] : tgrads_[t - 1][2 * l + 1].data();
-            const T* a_in = l == 0 ? xr : acts[l - 1];
-            T* dX = l == 0 ? nullptr : deltas[l - 1];
-            // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (zero rows give zero grads)
-            dense_backward(a_in, mr, s.in, params[2 * l], s.out, deltas[l], dX, dW, db, T(0));
-            if (dX && mr > 0) act_backward(layers_[l - 1].act, acts[l - 1], dX, mr, s.in);
-        }
-    }
-
-    // Add the per-thread partial gradients, in thread order.
-    const T reg = T(alpha / sw_sum);
-    for (std::size_t p = 0; p < grads.size(); ++p) {
-        const LayerSpec& s = layers_[p / 2];
-        const bool weight = p % 2 == 0;
-        const idx sz = weight ? s.in * s.out : s.out;
-        T* g = grads[p];
-        const T* W = params[p];
-        const bool add_reg = weight && alpha != 0.0 && !fold_reg;
-#pragma omp parallel for schedule(static) if (sz * nt > kParallelThreshold)
-        for (idx i = 0; i < sz; ++i) {
-            T acc = g[i];
-            for (int t = 1; t < nt; ++t) acc += tgrads_[t - 1][p][i];
-            if (add_reg) acc += reg * W[i];  // dW += alpha/sw_sum * W (lbfgs path)
-            g[i] = acc;
-        }
-    }
-    double loss = 0.0, wsum = 0.0;
-    for (int t = 0; t < nt; ++t) loss += part_loss[t], wsum += part_w[t];
-    loss = wsum > 0 ? loss / wsum : 0.0;
-    // objective = weighted mean loss + alpha / (2 sw_sum) * sum ||W||^2
-    if (alpha != 0.0) loss += 0.5 * alpha * sumsq / sw_sum;
-    return loss;
 }
 
 template <class T>
@@ -178,27 +153,154 @@ void Network<T>::ensure_thread_grads(int nt) {
 }
 
 template <class T>
-double Network<T>::fit_epoch(const std::vector<T*>& params, OptConfig& opt, OptState<T>& state,
-                             const T* X, const T* Y, const T* sw, idx n, const std::int64_t* perm,
-                             idx batch, double alpha, const std::function<bool()>& interrupted,
-                             bool* stopped) {
-    if (params.size() != 2 * layers_.size()) throw ValueError("wrong number of parameter arrays");
+double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
+                            const T* x, const T* y, const T* sw, idx m, double alpha,
+                            double sumsq, bool fold_reg, double* sw_sum_out, bool training,
+                            idx row0, std::uint64_t seed, const std::vector<Metric>* metrics,
+                            std::vector<double>* metric_sums) {
+    const std::size_t L = layers_.size();
+    const idx k = n_out();
+    double sw_sum = double(m);
+    if (sw) {
+        sw_sum = 0.0;
+        for (idx i = 0; i < m; ++i) sw_sum += sw[i];
+    }
+    if (sw_sum_out) *sw_sum_out = sw_sum;
+    const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
+    const bool fused = canonical() && layers_.back().dropout == 0.0;
+    const bool use_masks = training && any_dropout_;
+    const std::size_t nmet = metrics ? metrics->size() : 0;
+
+    // Data parallel over the batch: each thread runs forward and backward on
+    // its own block of rows with single-threaded BLAS, into its own gradient
+    // buffers; the partial gradients are then added in thread order. One
+    // fork/join per batch instead of one per product, and a fixed reduction
+    // order, so the same thread count gives bit-identical results.
+    idx macs_per_row = 0;
+    for (const auto& s : layers_) macs_per_row += s.in * s.out;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    nt = int(std::min<idx>(nt, std::max<idx>(1, m / 8)));
+    if (double(macs_per_row) * double(m) * 3.0 < 3.0e5) nt = 1;
+    ensure_thread_grads(nt);
+    std::vector<double> part_loss(nt, 0.0);
+    std::vector<std::vector<double>> part_met(nt, std::vector<double>(nmet, 0.0));
+
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num();
+        const int T_ = omp_get_num_threads();
+        const idx r0 = m * t / T_, r1 = m * (t + 1) / T_, mr = r1 - r0;
+        std::vector<T*> pre(L), outs(L), masks, deltas(L);
+        if (use_masks) masks.resize(L);
+        for (std::size_t l = 0; l < L; ++l) {
+            const idx w = layers_[l].out;
+            pre[l] = pre_[l].data() + r0 * w;
+            deltas[l] = deltas_[l].data() + r0 * w;
+            const bool drop = use_masks && layers_[l].dropout > 0.0;
+            outs[l] = drop ? outs_[l].data() + r0 * w : pre[l];
+            if (use_masks) masks[l] = drop ? masks_[l].data() + r0 * w : nullptr;
+        }
+        const T* xr = x + r0 * n_in();
+        const T* yr = y + r0 * k;
+        const T* swr = sw ? sw + r0 : nullptr;
+        if (mr > 0) {
+            forward(params, xr, mr, pre, outs, masks, row0 + r0, seed, nullptr);
+            const T* P = outs[L - 1];
+            double w = double(mr);
+            if (swr) {
+                w = 0.0;
+                for (idx i = 0; i < mr; ++i) w += swr[i];
+            }
+            part_loss[t] = w > 0 ? loss_value(loss_, P, yr, swr, mr, k) * w : 0.0;
+            for (std::size_t j = 0; j < nmet; ++j)
+                part_met[t][j] = metric_sum((*metrics)[j], P, yr, swr, mr, k);
+            if (fused) {  // dZ = c (P - Y) sw scale
+                loss_delta(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
+            } else {  // dP, through dropout and the output activation
+                loss_grad_output(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
+                if (use_masks && layers_[L - 1].dropout > 0.0)
+                    for (idx i = 0; i < mr * k; ++i) deltas[L - 1][i] *= masks[L - 1][i];
+                act_backward(layers_[L - 1].act, pre[L - 1], deltas[L - 1], mr, k);
+            }
+        }
+        for (std::size_t l = L; l-- > 0;) {
+            const LayerSpec& s = layers_[l];
+            T* dX = l == 0 ? nullptr : deltas[l - 1];
+            if (s.kind == LayerKind::dense) {
+                const int p = pidx_[l];
+                T* dW = t == 0 ? grads[p] : tgrads_[t - 1][p].data();
+                T* db = t == 0 ? grads[p + 1] : tgrads_[t - 1][p + 1].data();
+                const T* a_in = l == 0 ? xr : outs[l - 1];
+                // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (zero rows: zero grads)
+                dense_backward(a_in, mr, s.in, params[p], s.out, deltas[l], dX, dW, db, T(0));
+            } else if (dX && mr > 0) {
+                std::memcpy(dX, deltas[l], sizeof(T) * mr * s.out);
+            }
+            if (dX && mr > 0) {
+                const LayerSpec& below = layers_[l - 1];
+                if (use_masks && below.dropout > 0.0)
+                    for (idx i = 0; i < mr * below.out; ++i) dX[i] *= masks[l - 1][i];
+                act_backward(below.act, pre[l - 1], dX, mr, below.out);
+            }
+        }
+    }
+
+    // Add the per-thread partial gradients, in thread order.
+    const T reg = T(alpha / sw_sum);
+    for (std::size_t p = 0; p < grads.size(); ++p) {
+        const idx sz = psize_[p];
+        T* g = grads[p];
+        const T* W = params[p];
+        const bool add_reg = p % 2 == 0 && alpha != 0.0 && !fold_reg;
+        if (nt == 1 && !add_reg) continue;
+#pragma omp parallel for schedule(static) if (sz * nt > kParallelThreshold)
+        for (idx i = 0; i < sz; ++i) {
+            T acc = g[i];
+            for (int t = 1; t < nt; ++t) acc += tgrads_[t - 1][p][i];
+            if (add_reg) acc += reg * W[i];  // dW += alpha/sw_sum * W (lbfgs path)
+            g[i] = acc;
+        }
+    }
+    double loss = 0.0;
+    for (int t = 0; t < nt; ++t) loss += part_loss[t];
+    loss *= reduction_ == Reduction::weights ? (sw_sum > 0 ? 1.0 / sw_sum : 0.0) : 1.0 / double(m);
+    // objective = mean loss + alpha / (2 sw_sum) * sum ||W||^2
+    if (alpha != 0.0) loss += 0.5 * alpha * sumsq / sw_sum;
+    if (metric_sums)
+        for (int t = 0; t < nt; ++t)
+            for (std::size_t j = 0; j < nmet; ++j) (*metric_sums)[j] += part_met[t][j];
+    return loss;
+}
+
+template <class T>
+BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& opt,
+                                      OptState<T>& state, const T* X, const T* Y, const T* sw,
+                                      idx n, const std::int64_t* perm, idx batch, idx first,
+                                      idx count, double alpha, const std::vector<Metric>& metrics,
+                                      std::uint64_t seed,
+                                      const std::function<bool()>& interrupted) {
+    if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     if (batch < 1) throw ValueError("batch size must be >= 1");
-    const bool adam = opt.kind == "adam";
-    if (!adam && opt.kind != "sgd") throw ValueError("unknown optimizer '" + opt.kind + "'");
-    if (state.m.size() != params.size() || (adam && state.v.size() != params.size()))
+    const bool adam = opt.kind == "adam", sgd = opt.kind == "sgd", rms = opt.kind == "rmsprop";
+    if (!adam && !sgd && !rms)
+        throw ValueError("unknown optimizer '" + opt.kind + "'; expected adam, sgd or rmsprop");
+    if (state.m.size() != params.size() || (adam && state.v.size() != params.size()) ||
+        (rms && !state.v.empty() && state.v.size() != params.size()))
         throw ValueError("optimizer state does not match the parameters");
-    batch = std::min(batch, std::max<idx>(n, 1));
+    BatchTotals tot;
+    tot.metric_sums.assign(metrics.size(), 0.0);
+    if (n == 0) return tot;
+    batch = std::min(batch, n);
     reserve(batch);
     std::vector<T*> grads(grads_.size());
     for (std::size_t i = 0; i < grads_.size(); ++i) grads[i] = grads_[i].data();
     const idx d = n_in(), k = n_out();
-    double accumulated = 0.0;
-    if (stopped) *stopped = false;
+    const idx n_batches = (n + batch - 1) / batch;
+    const idx last = count < 0 ? n_batches : std::min(n_batches, first + count);
     double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;  // kept current by the steps
 
-    for (idx start = 0; start < n; start += batch) {
-        const idx m = std::min(batch, n - start);
+    for (idx b = std::max<idx>(first, 0); b < last; ++b) {
+        const idx start = b * batch, m = std::min(batch, n - start);
         const T *xb = X + start * d, *yb = Y + start * k, *swb = sw ? sw + start : nullptr;
         if (perm) {  // gather this batch's rows
             const std::int64_t* p = perm + start;
@@ -211,54 +313,90 @@ double Network<T>::fit_epoch(const std::vector<T*>& params, OptConfig& opt, OptS
             xb = xbuf_.data(), yb = ybuf_.data(), swb = sw ? swbuf_.data() : nullptr;
         }
         double sw_sum = 0.0;
-        const double batch_loss =
-            backprop(params, grads, xb, yb, swb, m, alpha, sumsq, /*fold_reg=*/true, &sw_sum);
-        accumulated += batch_loss * double(m);
+        const double batch_loss = backprop(params, grads, xb, yb, swb, m, alpha, sumsq, true,
+                                           &sw_sum, true, start, seed, &metrics, &tot.metric_sums);
+        tot.loss_sum += batch_loss * double(m);
+        tot.rows += m;
+        tot.weight_sum += sw_sum;
 
         // The L2 gradient alpha/sw_sum * W is added inside the step (weights only).
         const double reg = alpha != 0.0 ? alpha / sw_sum : 0.0;
         const bool want = alpha != 0.0;
         double new_sumsq = 0.0;
+        opt.t += 1;
         double lr_t = opt.learning_rate;
-        if (adam) {
-            opt.t += 1;
+        if (adam)
             lr_t = opt.learning_rate * std::sqrt(1.0 - std::pow(opt.beta_2, double(opt.t))) /
                    (1.0 - std::pow(opt.beta_1, double(opt.t)));
-        }
         for (std::size_t i = 0; i < params.size(); ++i) {
             const bool weight = i % 2 == 0;
-            const LayerSpec& s = layers_[i / 2];
-            const idx sz = weight ? s.in * s.out : s.out;
             const double r = weight ? reg : 0.0;
             if (adam)
-                new_sumsq += adam_step(params[i], state.m[i], state.v[i], grads[i], sz, lr_t,
+                new_sumsq += adam_step(params[i], state.m[i], state.v[i], grads[i], psize_[i], lr_t,
                                        opt.beta_1, opt.beta_2, opt.epsilon, r, want && weight);
+            else if (sgd)
+                new_sumsq += sgd_step(params[i], state.m[i], grads[i], psize_[i], lr_t,
+                                      opt.momentum, opt.nesterov, r, want && weight);
             else
-                new_sumsq += sgd_step(params[i], state.m[i], grads[i], sz, lr_t, opt.momentum,
-                                      opt.nesterov, r, want && weight);
+                rmsprop_step(params[i], state.m[i], state.v.empty() ? nullptr : state.v[i],
+                             grads[i], psize_[i], lr_t, opt.rho, opt.epsilon, opt.momentum);
         }
         sumsq = new_sumsq;
-        if (interrupted && start + m < n && interrupted()) {
-            if (stopped) *stopped = true;
-            return n > 0 ? accumulated / double(start + m) : 0.0;
+        if (interrupted && b + 1 < last && interrupted()) {
+            tot.interrupted = true;
+            break;
         }
     }
-    return n > 0 ? accumulated / double(n) : 0.0;
+    return tot;
+}
+
+template <class T>
+BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const T* X, const T* Y,
+                                 const T* sw, idx n, idx batch,
+                                 const std::vector<Metric>& metrics) const {
+    if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
+    BatchTotals tot;
+    tot.metric_sums.assign(metrics.size(), 0.0);
+    if (n == 0) return tot;
+    batch = std::max<idx>(1, std::min(batch, n));
+    std::vector<T> P(batch * n_out());
+    const idx d = n_in(), k = n_out();
+    for (idx start = 0; start < n; start += batch) {
+        const idx m = std::min(batch, n - start);
+        predict(params, X + start * d, m, P.data());
+        const T* yb = Y + start * k;
+        const T* swb = sw ? sw + start : nullptr;
+        double w = double(m);
+        if (swb) {
+            w = 0.0;
+            for (idx i = 0; i < m; ++i) w += swb[i];
+        }
+        const double lsum = loss_value(loss_, P.data(), yb, swb, m, k) * w;
+        const double bl = reduction_ == Reduction::weights ? (w > 0 ? lsum / w : 0.0)
+                                                           : lsum / double(m);
+        tot.loss_sum += bl * double(m);
+        tot.rows += m;
+        tot.weight_sum += w;
+        for (std::size_t j = 0; j < metrics.size(); ++j)
+            tot.metric_sums[j] += metric_sum(metrics[j], P.data(), yb, swb, m, k);
+    }
+    return tot;
 }
 
 template <class T>
 double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*>& grads,
                              const T* X, const T* Y, const T* sw, idx n, double alpha) {
-    if (params.size() != 2 * layers_.size() || grads.size() != params.size())
+    if (params.size() != psize_.size() || grads.size() != params.size())
         throw ValueError("wrong number of parameter or gradient arrays");
     reserve(std::max<idx>(n, 1));
     const double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;
-    return backprop(params, grads, X, Y, sw, n, alpha, sumsq, /*fold_reg=*/false, nullptr);
+    return backprop(params, grads, X, Y, sw, n, alpha, sumsq, /*fold_reg=*/false, nullptr,
+                    /*training=*/false, 0, 0, nullptr, nullptr);
 }
 
 template <class T>
 bool Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* out) const {
-    if (params.size() != 2 * layers_.size()) throw ValueError("wrong number of parameter arrays");
+    if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     const std::size_t L = layers_.size();
     const idx chunk = std::min<idx>(std::max<idx>(n, 1), 2048);
     std::vector<std::vector<T>> bufs(L);
@@ -272,7 +410,7 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* ou
     for (idx start = 0; start < n; start += chunk) {
         const idx m = std::min(chunk, n - start);
         acts[L - 1] = out + start * k;  // the last layer writes straight into `out`
-        forward(params, X + start * d, m, acts, &nonfinite);
+        forward(params, X + start * d, m, acts, acts, {}, 0, 0, &nonfinite);
     }
     return nonfinite;
 }

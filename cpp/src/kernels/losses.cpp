@@ -8,26 +8,45 @@
 namespace neuraxis {
 
 Loss parse_loss(const std::string& name) {
-    if (name == "softmax_log_loss") return Loss::softmax_log_loss;
-    if (name == "logistic_log_loss") return Loss::logistic_log_loss;
-    if (name == "squared_error") return Loss::squared_error;
-    if (name == "poisson") return Loss::poisson;
+    static const std::pair<const char*, Loss> table[] = {
+        {"softmax_log_loss", Loss::softmax_log_loss},
+        {"logistic_log_loss", Loss::logistic_log_loss},
+        {"squared_error", Loss::squared_error},
+        {"poisson", Loss::poisson},
+        {"categorical_crossentropy", Loss::categorical_crossentropy},
+        {"binary_crossentropy", Loss::binary_crossentropy},
+        {"mse", Loss::mse},
+        {"mae", Loss::mae}};
+    for (auto& [n, l] : table)
+        if (name == n) return l;
     throw ValueError("unknown loss '" + name +
-                     "'; expected softmax_log_loss, logistic_log_loss, squared_error or poisson");
+                     "'; expected softmax_log_loss, logistic_log_loss, squared_error, poisson, "
+                     "categorical_crossentropy, binary_crossentropy, mse or mae");
 }
 
 Act loss_output_activation(Loss l) {
     switch (l) {
-        case Loss::softmax_log_loss: return Act::softmax;
-        case Loss::logistic_log_loss: return Act::logistic;
-        case Loss::squared_error: return Act::identity;
+        case Loss::softmax_log_loss:
+        case Loss::categorical_crossentropy: return Act::softmax;
+        case Loss::logistic_log_loss:
+        case Loss::binary_crossentropy: return Act::logistic;
         case Loss::poisson: return Act::exp;
+        default: return Act::identity;
     }
-    return Act::identity;
+}
+
+Metric parse_metric(const std::string& name) {
+    if (name == "categorical_accuracy") return Metric::categorical_accuracy;
+    if (name == "binary_accuracy") return Metric::binary_accuracy;
+    if (name == "mse") return Metric::mse;
+    if (name == "mae") return Metric::mae;
+    throw ValueError("unknown metric '" + name +
+                     "'; expected categorical_accuracy, binary_accuracy, mse or mae");
 }
 
 namespace {
 inline double xlogy(double x, double y) { return x == 0.0 ? 0.0 : x * std::log(y); }
+constexpr double kKerasEps = 1e-7;  // keras.backend.epsilon()
 }  // namespace
 
 // Per row: softmax  -sum_j y_j log p_j           (p clipped to [eps, 1-eps])
@@ -66,6 +85,28 @@ double loss_value(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k) {
                 for (idx j = 0; j < k; ++j)
                     r += xlogy(y[j], double(y[j]) / double(p[j])) - y[j] + p[j];
                 break;
+            case Loss::categorical_crossentropy:
+                for (idx j = 0; j < k; ++j)
+                    r -= xlogy(y[j], std::clamp(double(p[j]), kKerasEps, 1.0 - kKerasEps));
+                break;
+            case Loss::binary_crossentropy:
+                for (idx j = 0; j < k; ++j) {
+                    double pj = std::clamp(double(p[j]), kKerasEps, 1.0 - kKerasEps);
+                    r -= double(y[j]) * std::log(pj) + (1.0 - y[j]) * std::log(1.0 - pj);
+                }
+                r /= double(k);
+                break;
+            case Loss::mse:
+                for (idx j = 0; j < k; ++j) {
+                    double e = double(p[j]) - double(y[j]);
+                    r += e * e;
+                }
+                r /= double(k);
+                break;
+            case Loss::mae:
+                for (idx j = 0; j < k; ++j) r += std::abs(double(p[j]) - double(y[j]));
+                r /= double(k);
+                break;
         }
         const double w = sw ? double(sw[i]) : 1.0;
         total += w * r;
@@ -74,20 +115,89 @@ double loss_value(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k) {
     return wsum > 0 ? total / wsum : 0.0;
 }
 
-// dZ = (P - Y) * sw_i * scale
+// dZ = c * (P - Y) * sw_i * scale  (c: 1, or 1/k / 2/k for Keras's means over outputs)
 template <class T>
-void loss_delta(Loss, const T* P, const T* Y, const T* sw, idx n, idx k, double scale, T* dZ) {
+void loss_delta(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, double scale, T* dZ) {
+    double c = 1.0;
+    if (l == Loss::binary_crossentropy || l == Loss::mae) c = 1.0 / double(k);
+    if (l == Loss::mse) c = 2.0 / double(k);
+    const bool sign = l == Loss::mae;
 #pragma omp parallel for schedule(static) if (n * k > kParallelThreshold)
     for (idx i = 0; i < n; ++i) {
-        const T s = T(sw ? double(sw[i]) * scale : scale);
+        const T s = T((sw ? double(sw[i]) : 1.0) * scale * c);
         const T* p = P + i * k;
         const T* y = Y + i * k;
         T* d = dZ + i * k;
-        if (s == T(1))
+        if (sign)
+            for (idx j = 0; j < k; ++j) d[j] = p[j] > y[j] ? s : (p[j] < y[j] ? -s : T(0));
+        else if (s == T(1))
             for (idx j = 0; j < k; ++j) d[j] = p[j] - y[j];
         else
             for (idx j = 0; j < k; ++j) d[j] = (p[j] - y[j]) * s;
     }
+}
+
+// dL/dP of the per-row loss, times sw_i * scale. Clipped probabilities get no
+// gradient, as in Keras (the clip is outside the differentiable range).
+template <class T>
+void loss_grad_output(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, double scale,
+                      T* dP) {
+    const double eps = (l == Loss::softmax_log_loss || l == Loss::logistic_log_loss)
+                           ? double(std::numeric_limits<T>::epsilon())
+                           : kKerasEps;
+    for (idx i = 0; i < n; ++i) {
+        const double s = (sw ? double(sw[i]) : 1.0) * scale;
+        const T* p = P + i * k;
+        const T* y = Y + i * k;
+        T* d = dP + i * k;
+        for (idx j = 0; j < k; ++j) {
+            const double pj = p[j], yj = y[j];
+            const bool inside = pj > eps && pj < 1.0 - eps;
+            double g = 0.0;
+            switch (l) {
+                case Loss::softmax_log_loss:
+                case Loss::categorical_crossentropy: g = inside ? -yj / pj : 0.0; break;
+                case Loss::logistic_log_loss: g = inside ? (pj - yj) / (pj * (1 - pj)) : 0.0; break;
+                case Loss::binary_crossentropy:
+                    g = inside ? (pj - yj) / (pj * (1 - pj)) / double(k) : 0.0;
+                    break;
+                case Loss::squared_error: g = (pj - yj); break;
+                case Loss::poisson: g = 1.0 - yj / pj; break;
+                case Loss::mse: g = 2.0 * (pj - yj) / double(k); break;
+                case Loss::mae: g = (pj > yj ? 1.0 : (pj < yj ? -1.0 : 0.0)) / double(k); break;
+            }
+            d[j] = T(g * s);
+        }
+    }
+}
+
+template <class T>
+double metric_sum(Metric m, const T* P, const T* Y, const T* sw, idx n, idx k) {
+    double total = 0.0;
+    for (idx i = 0; i < n; ++i) {
+        const T* p = P + i * k;
+        const T* y = Y + i * k;
+        double r = 0.0;
+        switch (m) {
+            case Metric::categorical_accuracy:
+                r = (std::max_element(p, p + k) - p) == (std::max_element(y, y + k) - y);
+                break;
+            case Metric::binary_accuracy:
+                for (idx j = 0; j < k; ++j) r += (p[j] > T(0.5) ? T(1) : T(0)) == y[j];
+                r /= double(k);
+                break;
+            case Metric::mse:
+                for (idx j = 0; j < k; ++j) r += (double(p[j]) - y[j]) * (double(p[j]) - y[j]);
+                r /= double(k);
+                break;
+            case Metric::mae:
+                for (idx j = 0; j < k; ++j) r += std::abs(double(p[j]) - y[j]);
+                r /= double(k);
+                break;
+        }
+        total += (sw ? double(sw[i]) : 1.0) * r;
+    }
+    return total;
 }
 
 template double loss_value<float>(Loss, const float*, const float*, const float*, idx, idx);
@@ -97,4 +207,13 @@ template void loss_delta<float>(Loss, const float*, const float*, const float*, 
 template void loss_delta<double>(Loss, const double*, const double*, const double*, idx, idx,
                                  double, double*);
 
+}  // namespace neuraxis
+
+namespace neuraxis {
+template void loss_grad_output<float>(Loss, const float*, const float*, const float*, idx, idx,
+                                      double, float*);
+template void loss_grad_output<double>(Loss, const double*, const double*, const double*, idx, idx,
+                                       double, double*);
+template double metric_sum<float>(Metric, const float*, const float*, const float*, idx, idx);
+template double metric_sum<double>(Metric, const double*, const double*, const double*, idx, idx);
 }  // namespace neuraxis
