@@ -300,3 +300,31 @@ def test_keyboard_interrupt_stops_fit_and_leaves_model_usable(tmp_path):
     assert time.monotonic() - t0 < 20  # stops at the next batch, not at the end of fit
     acc = float(out.split("accuracy:")[1])
     assert 0.0 <= acc <= 1.0
+
+
+def test_sparse_input_is_densified_block_by_block(data, monkeypatch):
+    from neuraxis.neural_network import _multilayer_perceptron as mlp
+
+    X, y = data
+    X = np.where(np.abs(X) > 1.0, X, 0.0)  # a genuinely sparse pattern
+    args = dict(hidden_layer_sizes=(12,), max_iter=5, random_state=0, batch_size=16)
+    dense = MLPClassifier(**args).fit(X, y)
+    # blocks of one batch: the epoch runs as many engine calls
+    monkeypatch.setattr(mlp, "_SPARSE_BLOCK_BYTES", 16 * X.shape[1] * 8)
+    sparse = MLPClassifier(**args).fit(sp.csr_matrix(X), y)
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X),
+                               rtol=1e-12)
+
+
+def test_overflowing_finite_input_does_not_raise(data):
+    X, y = data
+    X32 = X.astype(np.float32)
+    reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X32, y)
+    big = np.full((3, X.shape[1]), 3e38, dtype=np.float32)  # finite, but X W overflows
+    assert np.isfinite(big).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = reg.predict(big)  # as in scikit-learn: no error, non-finite output
+    assert out.shape == (3,)
+    assert not np.isfinite(out).all()

@@ -191,10 +191,10 @@ struct PyNetwork {
     py::dict train_batches(const py::list& params, OptConfig& opt, const py::list& m,
                            const py::list& v, const py::array& X, const py::array& Y,
                            const py::object& sw, const py::object& perm, idx batch, idx first,
-                           idx count, const std::vector<std::string>& metrics,
-                           std::uint64_t seed) {
+                           idx count, const std::vector<std::string>& metrics, std::uint64_t seed,
+                           double alpha) {
         return totals_dict(
-            run(params, opt, m, v, X, Y, sw, perm, batch, first, count, 0.0, metrics, seed));
+            run(params, opt, m, v, X, Y, sw, perm, batch, first, count, alpha, metrics, seed));
     }
 
     py::dict evaluate(const py::list& params, const py::array& X, const py::array& Y,
@@ -245,7 +245,7 @@ void bind_network(py::module_& m, const char* name) {
         .def("train_batches", &PyNetwork<T>::train_batches, py::arg("params"), py::arg("opt"),
              py::arg("m"), py::arg("v"), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("perm"), py::arg("batch_size"), py::arg("first_batch"),
-             py::arg("n_batches"), py::arg("metrics"), py::arg("seed"))
+             py::arg("n_batches"), py::arg("metrics"), py::arg("seed"), py::arg("alpha") = 0.0)
         .def("evaluate", &PyNetwork<T>::evaluate, py::arg("params"), py::arg("X"), py::arg("Y"),
              py::arg("sample_weight"), py::arg("batch_size"), py::arg("metrics"))
         .def("loss_grad", &PyNetwork<T>::loss_grad, py::arg("params"), py::arg("grads"),

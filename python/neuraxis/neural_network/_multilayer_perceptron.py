@@ -50,8 +50,18 @@ def _lbfgs_iprint_options(iprint):
 
 
 def _dense(X):
-    """The engine reads dense rows; sparse input is densified once per fit/predict."""
+    """The engine reads dense rows (sparse input is densified a block at a time)."""
     return X.toarray() if sp.issparse(X) else X
+
+
+# Sparse input is densified in blocks of about this many bytes, so a wide
+# sparse matrix (text features) never becomes one huge dense array.
+_SPARSE_BLOCK_BYTES = 64 << 20
+
+
+def _sparse_block_rows(n_features, itemsize, batch_size):
+    rows = max(1, _SPARSE_BLOCK_BYTES // max(1, n_features * itemsize))
+    return max(batch_size, rows // batch_size * batch_size)
 
 
 class BaseMultilayerPerceptron(BaseEstimator):
@@ -306,7 +316,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        Xe = np.ascontiguousarray(_dense(X_train), dtype=dtype)
+        sparse = sp.issparse(X_train)
+        Xe = X_train.tocsr() if sparse else np.ascontiguousarray(X_train, dtype=dtype)
         Ye = np.ascontiguousarray(y_train, dtype=dtype)
         swe = (None if sample_weight_train is None
                else np.ascontiguousarray(sample_weight_train, dtype=dtype))
@@ -322,9 +333,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     sample_idx = sample_idx[order]
                 config, m, v = self._optimizer.config()
                 try:
-                    loss, _ = net.fit_epoch(self._params(dtype), config, m, v, Xe, Ye, swe,
-                                            sample_idx if self.shuffle else None, batch_size,
-                                            alpha)
+                    if sparse:
+                        loss = self._sparse_epoch(net, dtype, config, m, v, Xe, Ye, swe,
+                                                  sample_idx, batch_size, alpha)
+                    else:
+                        loss, _ = net.fit_epoch(self._params(dtype), config, m, v, Xe, Ye, swe,
+                                                sample_idx if self.shuffle else None, batch_size,
+                                                alpha)
                 finally:
                     self._optimizer.absorb(config)
                 self.n_iter_ += 1
@@ -358,6 +373,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _sparse_epoch(self, net, dtype, config, m, v, X, Y, sw, order, batch_size, alpha):
+        """One epoch over CSR rows: whole batches densified a block at a time."""
+        n = X.shape[0]
+        step = _sparse_block_rows(X.shape[1], np.dtype(dtype).itemsize, batch_size)
+        loss_sum = 0.0
+        for start in range(0, n, step):
+            rows = order[start:start + step]
+            Xb = np.ascontiguousarray(X[rows].toarray(), dtype=dtype)
+            swb = None if sw is None else np.ascontiguousarray(sw[rows])
+            res = net.train_batches(self._params(dtype), config, m, v, Xb,
+                                    np.ascontiguousarray(Y[rows]), swb, None, batch_size, 0, -1,
+                                    [], 0, alpha)
+            loss_sum += res["loss_sum"]
+        return loss_sum / n
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
         if early_stopping:
@@ -422,10 +452,16 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if check_input and not fast:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
             check_input = False
-        X = _dense(X)
         dtype = X.dtype if X.dtype == coef_dtype else np.result_type(X.dtype, coef_dtype)
         if dtype not in _FLOATS:
             dtype = np.dtype(np.float64)
+        if sp.issparse(X):
+            X = X.tocsr()
+            step = _sparse_block_rows(X.shape[1], dtype.itemsize, 1)
+            return np.concatenate([
+                self._forward_pass_fast(np.ascontiguousarray(X[i:i + step].toarray(), dtype=dtype),
+                                        check_input=False)
+                for i in range(0, X.shape[0], step)])
         if X.dtype != dtype or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=dtype)
         net, params = self._predictor(dtype)
