@@ -218,3 +218,195 @@ def numerical_grad(f, x, eps=1e-6):
         flat[i] = old
         gflat[i] = (fp - fm) / (2 * eps)
     return g
+
+
+# ---- Keras losses, metrics and RMSprop (keras/src/losses, metrics, optimizers) ----
+
+KERAS_EPS = 1e-7  # keras.backend.epsilon()
+KERAS_LOSSES = ("categorical_crossentropy", "binary_crossentropy", "mse", "mae")
+METRICS = ("categorical_accuracy", "binary_accuracy", "mse", "mae")
+
+
+def keras_loss_per_row(loss, P, Y):
+    """Per-row Keras loss (no reduction over rows), in float64.
+
+    - categorical_crossentropy: -sum_j y_j log p_j, p clipped to [1e-7, 1 - 1e-7];
+    - binary_crossentropy: mean over outputs of -(y log p + (1-y) log(1-p)), same clip;
+    - mse / mae: mean over outputs of (p - y)^2 / |p - y|.
+    """
+    P, Y = _f64(P), _f64(Y)
+    if loss == "categorical_crossentropy":
+        return -np.sum(Y * np.log(np.clip(P, KERAS_EPS, 1 - KERAS_EPS)), axis=1)
+    if loss == "binary_crossentropy":
+        p = np.clip(P, KERAS_EPS, 1 - KERAS_EPS)
+        return -np.mean(Y * np.log(p) + (1 - Y) * np.log(1 - p), axis=1)
+    if loss == "mse":
+        return np.mean((P - Y) ** 2, axis=1)
+    if loss == "mae":
+        return np.mean(np.abs(P - Y), axis=1)
+    raise ValueError(f"unknown Keras loss {loss!r}")
+
+
+def keras_loss_value(loss, P, Y, sample_weight=None):
+    """Weighted mean over rows of the per-row Keras loss."""
+    return _weighted_row_mean(keras_loss_per_row(loss, P, Y), sample_weight)
+
+
+def keras_loss_delta(loss, P, Y, sample_weight=None, scale=1.0):
+    """Fused output delta c * (P - Y) * sw * scale for the canonical Keras output.
+
+    c = 1 (categorical_crossentropy with softmax), 1/k (binary_crossentropy with
+    sigmoid), 2/k (mse with a linear output); mae: sign(P - Y) / k.
+    """
+    P, Y = _f64(P), _f64(Y)
+    k = P.shape[1]
+    sw = np.ones(P.shape[0]) if sample_weight is None else _f64(sample_weight)
+    if loss == "categorical_crossentropy":
+        d = P - Y
+    elif loss == "binary_crossentropy":
+        d = (P - Y) / k
+    elif loss == "mse":
+        d = 2.0 * (P - Y) / k
+    elif loss == "mae":
+        d = np.sign(P - Y) / k
+    else:
+        raise ValueError(f"unknown Keras loss {loss!r}")
+    return d * sw[:, None] * scale
+
+
+def loss_derivative(loss, P, Y):
+    """d(per-row loss)/dP, elementwise, for every loss (scikit-learn's and Keras's).
+
+    The true derivative of the value the loss reports (squared_error: (p - y) / k,
+    not scikit-learn's training delta p - y). Clipped probabilities get 0, as the
+    clip has zero derivative outside its range.
+    """
+    P, Y = _f64(P), _f64(Y)
+    k = P.shape[1]
+    eps = np.finfo(np.float64).eps if loss in ("softmax_log_loss", "logistic_log_loss") \
+        else KERAS_EPS
+    inside = (P > eps) & (P < 1 - eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if loss in ("softmax_log_loss", "categorical_crossentropy"):
+            return np.where(inside, -Y / P, 0.0)
+        if loss in ("logistic_log_loss", "binary_crossentropy"):
+            c = 1.0 if loss == "logistic_log_loss" else 1.0 / k
+            return np.where(inside, c * (P - Y) / (P * (1 - P)), 0.0)
+    if loss == "squared_error":
+        return (P - Y) / k
+    if loss == "poisson":
+        return 1.0 - Y / P
+    if loss == "mse":
+        return 2.0 * (P - Y) / k
+    if loss == "mae":
+        return np.sign(P - Y) / k
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def metric_per_row(metric, P, Y):
+    """Keras metrics per row: categorical_accuracy (argmax, first index on ties),
+    binary_accuracy (p > 0.5, mean over outputs), mse, mae (mean over outputs)."""
+    P, Y = _f64(P), _f64(Y)
+    if metric == "categorical_accuracy":
+        return (np.argmax(P, axis=1) == np.argmax(Y, axis=1)).astype(np.float64)
+    if metric == "binary_accuracy":
+        return np.mean((P > 0.5).astype(np.float64) == Y, axis=1)
+    if metric == "mse":
+        return np.mean((P - Y) ** 2, axis=1)
+    if metric == "mae":
+        return np.mean(np.abs(P - Y), axis=1)
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def metric_sum(metric, P, Y, sample_weight=None):
+    """sum_i w_i * metric_i (w_i = 1 without weights)."""
+    r = metric_per_row(metric, P, Y)
+    w = np.ones_like(r) if sample_weight is None else _f64(sample_weight)
+    return float(np.sum(w * r))
+
+
+def rmsprop_step(param, ms, grad, lr, rho=0.9, epsilon=1e-7, momentum=0.0, mom=None):
+    """One Keras 3 RMSprop step (centered=False); returns (new_param, new_ms, new_mom).
+
+    ms = rho ms + (1 - rho) g^2; step = lr g / sqrt(ms + eps);
+    momentum > 0: mom = momentum mom + step, p -= mom; else p -= step.
+    """
+    param, ms, grad = _f64(param), _f64(ms), _f64(grad)
+    ms = rho * ms + (1 - rho) * grad ** 2
+    step = lr * grad / np.sqrt(ms + epsilon)
+    if momentum > 0:
+        mom = momentum * _f64(mom) + step
+        return param - mom, ms, mom
+    return param - step, ms, mom
+
+
+# ---- whole networks: forward, objective and backward --------------------------------
+# specs are the engine's 6-tuples (kind, in, out, activation, alpha, dropout) with
+# kind "dense" (params W (in, out), b (out,)) or "activation" (no params);
+# `masks` maps a layer index to the dropout scales applied to its output.
+
+SKLEARN_LOSSES = LOSSES
+
+
+def network_forward(specs, params, X, masks=None):
+    """(P, cache) with cache[l] = (input a, pre-activation z, output after dropout)."""
+    masks = masks or {}
+    a = _f64(X)
+    cache = []
+    p = 0
+    for l, (kind, _n_in, _n_out, act, alpha, _rate) in enumerate(specs):
+        if kind == "dense":
+            z = a @ _f64(params[p]) + _f64(params[p + 1])
+            p += 2
+        else:
+            z = a
+        y = activation_forward(z, act, alpha)
+        out = y * _f64(masks[l]) if l in masks else y
+        cache.append((a, z, out))
+        a = out
+    return a, cache
+
+
+def _denominator(reduction, sw):
+    return sw.sum() if reduction == "weights" else float(sw.shape[0])
+
+
+def network_objective(specs, params, X, Y, loss, reduction, sample_weight=None, alpha=0.0,
+                      masks=None):
+    """sum_i w_i l_i / D + alpha / (2 sum w) * sum ||W||^2, D = sum w ('weights') or n."""
+    P, _ = network_forward(specs, params, X, masks)
+    n = P.shape[0]
+    sw = np.ones(n) if sample_weight is None else _f64(sample_weight)
+    mean = keras_loss_value(loss, P, Y, sw) if loss in KERAS_LOSSES else \
+        loss_value(loss, P, Y, sw)
+    obj = mean * sw.sum() / _denominator(reduction, sw)
+    sumsq = sum(np.sum(_f64(W) ** 2) for W in params[0::2])
+    return obj + 0.5 * alpha * sumsq / sw.sum()
+
+
+def network_grad(specs, params, X, Y, loss, reduction, sample_weight=None, alpha=0.0,
+                 masks=None):
+    """Gradient of network_objective w.r.t. params (list like params), by the chain rule
+    through the general dL/dP (no fused output delta)."""
+    masks = masks or {}
+    P, cache = network_forward(specs, params, X, masks)
+    n = P.shape[0]
+    sw = np.ones(n) if sample_weight is None else _f64(sample_weight)
+    d = loss_derivative(loss, P, Y) * sw[:, None] / _denominator(reduction, sw)
+    grads = [None] * len(params)
+    p = 2 * sum(1 for s in specs if s[0] == "dense")
+    for l in range(len(specs) - 1, -1, -1):
+        kind, _n_in, _n_out, act, alpha_act, _rate = specs[l]
+        a_in, z, _ = cache[l]
+        if l in masks:
+            d = d * _f64(masks[l])
+        dz = activation_backward(z, d, act, alpha_act)
+        if kind == "dense":
+            p -= 2
+            W = _f64(params[p])
+            grads[p] = a_in.T @ dz + alpha / sw.sum() * W
+            grads[p + 1] = dz.sum(axis=0)
+            d = dz @ W.T
+        else:
+            d = dz
+    return grads

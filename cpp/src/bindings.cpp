@@ -101,26 +101,30 @@ struct PyNetwork {
         std::vector<LayerSpec> layers;
         for (const auto& t : specs) {
             LayerSpec s;
-            std::size_t o = 0;
-            if (t.size() == 6) {
-                const auto kind = t[0].cast<std::string>();
-                if (kind == "dense")
-                    s.kind = LayerKind::dense;
-                else if (kind == "activation")
-                    s.kind = LayerKind::activation;
-                else
-                    throw py::value_error("unknown layer kind '" + kind +
-                                          "'; expected dense or activation");
-                o = 1;
-                s.dropout = t[5].cast<double>();
-            } else if (t.size() != 4) {
-                throw py::value_error(
-                    "layer spec must be (fan_in, fan_out, activation, alpha) or "
-                    "(kind, in, out, activation, alpha, dropout)");
+            try {
+                std::size_t o = 0;
+                if (t.size() == 6) {
+                    const auto kind = t[0].cast<std::string>();
+                    if (kind == "dense")
+                        s.kind = LayerKind::dense;
+                    else if (kind == "activation")
+                        s.kind = LayerKind::activation;
+                    else
+                        throw py::value_error("unknown layer kind '" + kind +
+                                              "'; expected dense or activation");
+                    o = 1;
+                    s.dropout = t[5].cast<double>();
+                } else if (t.size() != 4) {
+                    throw py::cast_error();
+                }
+                s.in = t[o].cast<idx>();
+                s.out = t[o + 1].cast<idx>();
+                s.act = parse_activation(t[o + 2].cast<std::string>(), t[o + 3].cast<double>());
+            } catch (const py::cast_error&) {
+                throw py::value_error("layer spec " + std::string(py::repr(t)) +
+                                      " must be (fan_in, fan_out, activation, alpha) or "
+                                      "(kind, in, out, activation, alpha, dropout)");
             }
-            s.in = t[o].cast<idx>();
-            s.out = t[o + 1].cast<idx>();
-            s.act = parse_activation(t[o + 2].cast<std::string>(), t[o + 3].cast<double>());
             layers.push_back(s);
         }
         Reduction red;

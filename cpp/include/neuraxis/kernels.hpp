@@ -84,8 +84,8 @@ double adam_step(T* p, T* m, T* v, const T* g, idx n, double lr_t, double b1, do
 // Keras's RMSprop: ms = rho ms + (1-rho) g^2; step = lr g / sqrt(ms + eps);
 // with momentum: mom = momentum mom + step, p -= mom; else p -= step.
 template <class T>
-void rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rho, double eps,
-                  double momentum);
+double rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rho, double eps,
+                  double momentum, double reg = 0.0, bool want_sumsq = false);
 
 // ---- threads (threads.cpp) ---------------------------------------------------
 void init_threads();

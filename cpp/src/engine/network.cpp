@@ -184,11 +184,13 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
     ensure_thread_grads(nt);
     std::vector<double> part_loss(nt, 0.0);
     std::vector<std::vector<double>> part_met(nt, std::vector<double>(nmet, 0.0));
+    int started = 1;  // OpenMP may start fewer threads than asked (dynamic teams, limits)
 
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num();
         const int T_ = omp_get_num_threads();
+        if (t == 0) started = T_;
         const idx r0 = m * t / T_, r1 = m * (t + 1) / T_, mr = r1 - r0;
         std::vector<T*> pre(L), outs(L), masks, deltas(L);
         if (use_masks) masks.resize(L);
@@ -245,6 +247,7 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
         }
     }
 
+    nt = started;
     // Add the per-thread partial gradients, in thread order.
     const T reg = T(alpha / sw_sum);
     for (std::size_t p = 0; p < grads.size(); ++p) {
@@ -287,6 +290,8 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     if (state.m.size() != params.size() || (adam && state.v.size() != params.size()) ||
         (rms && !state.v.empty() && state.v.size() != params.size()))
         throw ValueError("optimizer state does not match the parameters");
+    if (rms && opt.momentum != 0.0 && state.v.empty())
+        throw ValueError("RMSprop with momentum needs a momentum buffer per parameter (v)");
     BatchTotals tot;
     tot.metric_sums.assign(metrics.size(), 0.0);
     if (n == 0) return tot;
@@ -338,8 +343,8 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
                 new_sumsq += sgd_step(params[i], state.m[i], grads[i], psize_[i], lr_t,
                                       opt.momentum, opt.nesterov, r, want && weight);
             else
-                rmsprop_step(params[i], state.m[i], state.v.empty() ? nullptr : state.v[i],
-                             grads[i], psize_[i], lr_t, opt.rho, opt.epsilon, opt.momentum);
+                new_sumsq += rmsprop_step(params[i], state.m[i], state.v.empty() ? nullptr : state.v[i],
+                             grads[i], psize_[i], lr_t, opt.rho, opt.epsilon, opt.momentum, r, want && weight);
         }
         sumsq = new_sumsq;
         if (interrupted && b + 1 < last && interrupted()) {

@@ -136,12 +136,13 @@ double adam_step(T* p, T* m, T* v, const T* g, idx n, double lr_t, double b1, do
 
 // ms = rho ms + (1-rho) g^2;  step = lr g / sqrt(ms + eps);  p -= step (or via momentum)
 template <class T>
-void rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rho, double eps,
-                  double momentum) {
-    const T RHO = T(rho), C = T(1 - rho), LR = T(lr), E = T(eps), MU = T(momentum);
-    blocked(n, [=](idx i0, idx i1) {
+double rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rho, double eps,
+                  double momentum, double reg, bool want_sumsq) {
+    const T RHO = T(rho), C = T(1 - rho), LR = T(lr), E = T(eps), MU = T(momentum), R = T(reg);
+    return blocked(n, [=](idx i0, idx i1) {
+        double sq = 0.0;
         for (idx i = i0; i < i1; ++i) {
-            const T gi = g[i];
+            const T gi = g[i] + R * p[i];
             const T v = RHO * ms[i] + C * gi * gi;
             ms[i] = v;
             const T step = LR * gi / std::sqrt(v + E);
@@ -151,15 +152,16 @@ void rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rho,
             } else {
                 p[i] -= step;
             }
+            if (want_sumsq) sq += double(p[i]) * double(p[i]);
         }
-        return 0.0;
+        return sq;
     });
 }
 
-template void rmsprop_step<float>(float*, float*, float*, const float*, idx, double, double, double,
-                                  double);
-template void rmsprop_step<double>(double*, double*, double*, const double*, idx, double, double,
-                                   double, double);
+template double rmsprop_step<float>(float*, float*, float*, const float*, idx, double, double, double,
+                                  double, double, bool);
+template double rmsprop_step<double>(double*, double*, double*, const double*, idx, double, double,
+                                   double, double, double, bool);
 template double sgd_step<float>(float*, float*, const float*, idx, double, double, bool, double,
                                 bool);
 template double sgd_step<double>(double*, double*, const double*, idx, double, double, bool, double,
