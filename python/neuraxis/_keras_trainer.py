@@ -1,0 +1,372 @@
+"""How a Sequential model runs on the engine: layer list -> engine specs, and the
+fit / evaluate / predict loops around the engine calls.
+
+The batch loop itself is C++ (`Network32.train_batches`); Python calls it once
+per epoch, or in chunks when a progress bar or a batch callback needs to see
+progress. Dropout masks come from one seed per epoch, and the engine derives each
+mask entry from (seed, layer, row position in the epoch, unit), so results do not
+depend on the chunking.
+"""
+import math
+import time
+import warnings
+
+import numpy as np
+
+from . import _core, _keras_backend, _keras_data as data
+from . import losses as losses_mod, metrics as metrics_mod
+from ._keras_progbar import Progbar
+
+
+class CallbackList:
+    """The user's callbacks, then History, then the progress bar (Keras's order)."""
+
+    def __init__(self, callbacks=None, model=None, add_history=True, add_progbar=False,
+                 verbose=1, **params):
+        from .callbacks import Callback, History, ProgbarLogger
+
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            callbacks = [callbacks]
+        self.callbacks = list(callbacks or [])
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise ValueError(f"callbacks must be Callback instances, got {cb!r}")
+        self.history = next((c for c in self.callbacks if isinstance(c, History)), None)
+        if self.history is None and add_history:
+            self.history = History()
+            self.callbacks.append(self.history)
+        if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
+        self.params = {"verbose": verbose, **params}
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(self.params)
+
+    def every_batch(self):
+        """True when some callback must see every single batch (one engine call per batch)."""
+        return any(cb._wants_every_batch() for cb in self.callbacks)
+
+    def call(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+    def __getattr__(self, hook):
+        if hook.startswith("on_"):
+            return lambda *args: self.call(hook, *args)
+        raise AttributeError(hook)
+
+
+# --- layers -> engine ------------------------------------------------------------------
+def engine_specs(model):
+    """(specs, params): the engine's 6-tuples and the weight arrays they use, in order."""
+    specs, params = [], []
+    shape = model._build_input_shape
+    width = math.prod(shape[1:])
+    fusable = False  # last spec is a linear Dense with nothing after it yet
+    for layer in model.layers:
+        op = layer._engine_op()
+        if op[0] == "dense":
+            if len(shape) != 2:
+                raise NotImplementedError(
+                    f"Dense '{layer.name}' on inputs of shape {shape} (rank > 2) is not supported "
+                    "yet; add a Flatten() before it")
+            _, units, act, alpha = op
+            specs.append(["dense", width, units, act, float(alpha), 0.0])
+            params += layer.weights
+            width, fusable = units, act == "identity"
+        elif op[0] == "activation":
+            _, act, alpha = op
+            if fusable:
+                specs[-1][3], specs[-1][4] = act, float(alpha)
+            else:
+                specs.append(["activation", width, width, act, float(alpha), 0.0])
+            fusable = False
+        elif op[0] == "dropout":
+            if op[1] > 0:
+                if specs and specs[-1][5] == 0:
+                    specs[-1][5] = float(op[1])
+                else:
+                    specs.append(["activation", width, width, "identity", 0.0, float(op[1])])
+                fusable = False
+        shape = layer.output_shape
+    if not specs:  # e.g. a model that only flattens
+        specs.append(["activation", width, width, "identity", 0.0, 0.0])
+    return [tuple(s) for s in specs], params
+
+
+def network(model, loss_name="mse"):
+    """The engine network for the model's current layers (cached while they do not change)."""
+    specs, params = engine_specs(model)
+    key = (tuple(specs), loss_name)
+    if model._net_key != key:
+        model._net = _core.Network32(specs, loss_name, "batch_size")
+        model._net_key = key
+    return model._net, params
+
+
+# --- targets and metrics for one call ---------------------------------------------------
+class Plan:
+    """What one fit/evaluate call trains on: engine loss, targets, metric names."""
+
+    def __init__(self, model, y, n, metrics_spec):
+        out_shape = model.output_shape
+        raw = data.as_array(y, "y")
+        loss = model._loss
+        if isinstance(loss, str):  # 'crossentropy': chosen from the shapes, as Keras does
+            loss = losses_mod.resolve_by_shape(raw.shape, out_shape)
+        self.loss = loss
+        self.engine_loss = ("categorical_crossentropy" if loss._engine in
+                            ("categorical_crossentropy", "sparse_categorical_crossentropy")
+                            else loss._engine)
+        self.Y = data.targets(raw, loss, out_shape, n)
+        self.names, self.engine_metrics = [], []
+        onehot = isinstance(loss, losses_mod.SparseCategoricalCrossentropy)
+        for m in metrics_spec:
+            name, cls = metrics_mod.resolve(m, raw.shape, out_shape)
+            eng = cls._engine
+            if eng == "sparse_categorical_accuracy":
+                if not onehot:
+                    raise ValueError(f"Metric '{name}' resolved to sparse categorical accuracy "
+                                     "(integer labels), which needs "
+                                     "loss='sparse_categorical_crossentropy'")
+                eng = "categorical_accuracy"  # the engine sees the one-hot targets
+            while name in self.names or name == "loss":
+                name += "_1"
+            self.names.append(name)
+            self.engine_metrics.append(eng)
+            model._metric_directions[name] = cls._direction
+        model._metric_names = list(self.names)
+        smoothing = getattr(loss, "_kw", {}).get("label_smoothing", 0.0)
+        if smoothing and any(e != "categorical_accuracy" for e in self.engine_metrics):
+            # The engine sees one target array; smoothed targets would skew these metrics.
+            raise NotImplementedError("label_smoothing is only supported with categorical "
+                                      f"accuracy metrics, not {self.engine_metrics}")
+
+
+class Running:
+    """Sums returned by the engine; loss = loss_sum / rows, metric = metric_sum / weight_sum."""
+
+    def __init__(self, names=()):
+        self.names = list(names)
+        self.loss_sum, self.rows, self.weight_sum = 0.0, 0, 0.0
+        self.metric_sums = [0.0] * len(self.names)
+
+    def add(self, res):
+        self.loss_sum += res["loss_sum"]
+        self.rows += res["rows"]
+        self.weight_sum += res["weight_sum"]
+        self.metric_sums = [a + b for a, b in zip(self.metric_sums, res["metric_sums"])]
+
+    def logs(self):
+        out = {"loss": self.loss_sum / self.rows if self.rows else 0.0}
+        for name, s in zip(self.names, self.metric_sums):
+            out[name] = s / self.weight_sum if self.weight_sum else 0.0
+        return {k: float(out[k]) for k in sorted(out)}
+
+    def values(self):
+        logs = self.logs()
+        return [logs["loss"]] + [logs[n] for n in self.names]
+
+
+def prepare(model, x, y, sample_weight=None, class_weight=None, what="fit"):
+    """Checked float32 (X2d, plan, sw) for training or evaluation."""
+    model._assert_compiled(what)
+    x = data.as_features(x, model._build_input_shape if model.built else None, model.name)
+    if not model.built:
+        model.build((None,) + x.shape[1:])
+    if y is None:
+        raise ValueError(f"`{what}` needs targets: pass y")
+    if model._loss is None:
+        raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
+    n = len(x)
+    plan = Plan(model, y, n, model._metrics_spec)
+    sw = data.sample_weights(sample_weight, class_weight, y, n)
+    X = x.reshape(n, -1)
+    data.check_finite(X)
+    return X, plan, sw
+
+
+def _frozen(model):
+    return [(a, a.copy()) for layer in model.layers if not layer.trainable
+            for a in layer.weights]
+
+
+def train_chunk(model, net, params, X, Y, sw, perm, bs, first, count, metrics, seed, frozen):
+    """One engine call; the optimizer's step count is read back even if it is interrupted."""
+    opt = model.optimizer
+    cfg = opt._engine_config()
+    try:
+        return net.train_batches(params, cfg, opt._m, opt._v, X, Y, sw, perm, bs, first, count,
+                                 metrics, seed)
+    finally:
+        opt._absorb(cfg)
+        for a, saved in frozen:  # layer.trainable=False: undo the step on its weights
+            a[...] = saved
+
+
+def run_epoch(model, net, params, X, plan, sw, bs, shuffle, callbacks, every_batch, frozen,
+              running, state):
+    """Train one epoch in as few engine calls as the callbacks and progress bar allow."""
+    n = len(X)
+    steps = math.ceil(n / bs)
+    rng = _keras_backend.rng()
+    perm = None
+    if shuffle == "batch":
+        perm = np.arange(n, dtype=np.int64)
+        for s in range(0, n, bs):
+            perm[s:s + bs] = rng.permutation(perm[s:s + bs])
+    elif shuffle:
+        perm = rng.permutation(n).astype(np.int64)
+    seed = dropout_seed(model)
+    per_batch = every_batch or bool(frozen)
+    # A progress bar wants a redraw about every 0.05 s; start with one batch to time it.
+    chunk = 1 if (per_batch or data.verbosity(callbacks.params.get("verbose", 0)) == 1) else steps
+    done = 0
+    while done < steps:
+        count = min(chunk, steps - done)
+        if per_batch:
+            callbacks.on_train_batch_begin(done)
+        t0 = time.perf_counter()
+        res = train_chunk(model, net, params, X, plan.Y, sw, perm, bs, done, count,
+                          plan.engine_metrics, seed, frozen)
+        elapsed = time.perf_counter() - t0
+        running.add(res)
+        done += count
+        state["done"] = done
+        callbacks.on_train_batch_end(done - 1, running.logs())
+        if model.stop_training:
+            break
+        if not per_batch:
+            chunk = max(1, min(steps, int(0.05 * count / max(elapsed, 1e-9))))
+    return done
+
+
+def dropout_seed(model):
+    """The epoch's mask seed: from the Dropout layers' own seeds if any, else the global stream."""
+    seeds = [la.seed for la in model.layers
+             if la._engine_kind == "dropout" and getattr(la, "seed", None) is not None]
+    if not seeds:
+        return _keras_backend.draw_seed()
+    if getattr(model, "_dropout_rng", None) is None:
+        model._dropout_rng = np.random.default_rng([int(s) for s in seeds])
+    return int(model._dropout_rng.integers(0, 2**63 - 1))
+
+
+def evaluate_arrays(model, net, params, X, Y, sw, bs, metric_names, engine_metrics, bar=None):
+    """Loss and metrics over all rows (no dropout, no update) in one engine call, so the
+    numbers never depend on `verbose`; the bar is drawn when done."""
+    running = Running(metric_names)
+    running.add(net.evaluate(params, X, Y, sw, bs, engine_metrics))
+    if bar is not None:
+        bar.update(bar.target, list(running.logs().items()), finalize=True)
+    return running
+
+
+def predict_arrays(model, X, bs, verbose):
+    """(n, k) float32 outputs in one engine call; a NaN/inf input is reported as a ValueError.
+
+    One call, not chunks: BLAS rounding depends on how rows are grouped, and predictions
+    must not change with `verbose` or timing. So the bar (Keras's look) is drawn at the end.
+    """
+    net, params = network(model, model._net_key[1] if model._net_key else "mse")
+    bar = Progbar(math.ceil(len(X) / bs), verbose=verbose) if verbose else None
+    out, nonfinite = net.predict(params, X)
+    if nonfinite:
+        # The cheap engine flag first; only then scan x to say whose fault it is.
+        data.check_finite(X)
+    if bar is not None:
+        bar.update(bar.target, finalize=True)
+    return out
+
+
+def split_validation(x, y, sw, cw_sw, split):
+    """Keras's rule: validation = the last floor-complement rows, split before shuffling."""
+    if not 0 <= split < 1:
+        raise ValueError(f"validation_split must be in [0, 1), got {split}")
+    n = len(x)
+    at = int(math.floor(n * (1.0 - split)))
+    if at == 0 or at == n:
+        raise ValueError(
+            f"Training data contains {n} samples, which is not sufficient to split it into a "
+            f"validation and training set as specified by `validation_split={split}`. Either "
+            "provide more data, or a different value for the `validation_split` argument.")
+    cut = (lambda a: (None, None) if a is None else (a[:at], a[at:]))
+    return cut(x), cut(y), cut(sw), cut(cw_sw)
+
+
+def warn_interrupted(epoch, done, steps):
+    from .layers._base import user_stacklevel
+
+    warnings.warn(f"fit() interrupted by KeyboardInterrupt in epoch {epoch + 1} after {done} of "
+                  f"{steps} batches; the model keeps the weights of the last completed batch and "
+                  "the returned History holds the completed epochs.", UserWarning,
+                  stacklevel=user_stacklevel())
+
+
+def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+        shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size,
+        validation_freq):
+    """Keras's fit on NumPy data; returns the History callback."""
+    given_verbose, verbose = verbose, data.verbosity(verbose)
+    bs = data.batch_size(batch_size)
+    for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if not (isinstance(validation_freq, int) and validation_freq > 0
+            or isinstance(validation_freq, (list, tuple, set))):
+        raise ValueError("validation_freq must be a positive integer or a list of epochs, got "
+                         f"{validation_freq!r}")
+    model._assert_compiled("fit")
+    xa = data.as_array(x, "x")
+    if y is None:
+        raise ValueError("`fit` needs targets: pass y")
+    data.check_cardinality(len(xa), len(data.as_array(y, "y")), "y")
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("When passing a `validation_data` argument, it must contain either 2 "
+                             "items (x_val, y_val), or 3 items (x_val, y_val, val_sample_weights)."
+                             f" However, we received `validation_data={validation_data!r}`")
+        val = tuple(validation_data) + (None,) * (3 - len(validation_data))
+    elif validation_split:
+        (xa, xv), (y, yv), (sample_weight, swv), _ = split_validation(
+            xa, data.as_array(y, "y"), None if sample_weight is None
+            else data.as_array(sample_weight, "sample_weight"), None, validation_split)
+        val = (xv, yv, swv)
+    X, plan, sw = prepare(model, xa, y, sample_weight, class_weight)
+    if val is not None:
+        Xv, vplan, swv = prepare(model, val[0], val[1], val[2])
+    net, params = network(model, plan.engine_loss)
+    model.optimizer.build(params)
+    steps = math.ceil(len(X) / bs)
+    cbs = CallbackList(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
+                       verbose=given_verbose, epochs=epochs, steps=steps)
+    frozen, every_batch = _frozen(model), cbs.every_batch()
+    vbs = data.batch_size(validation_batch_size, bs)
+    model.stop_training = False
+    state = {"epoch": initial_epoch, "done": 0}
+    logs = {}
+    cbs.on_train_begin()
+    try:
+        for epoch in range(initial_epoch, epochs):
+            state.update(epoch=epoch, done=0)
+            running = Running(plan.names)
+            model._running = running
+            cbs.on_epoch_begin(epoch)
+            run_epoch(model, net, params, X, plan, sw, bs, shuffle, cbs, every_batch, frozen,
+                      running, state)
+            logs = running.logs()
+            freq = validation_freq
+            if val is not None and ((epoch + 1) % freq == 0 if isinstance(freq, int)
+                                    else epoch + 1 in freq):
+                vr = evaluate_arrays(model, net, params, Xv, vplan.Y, swv, vbs, vplan.names,
+                                     vplan.engine_metrics)
+                logs.update({"val_" + k: v for k, v in vr.logs().items()})
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    except KeyboardInterrupt:
+        model.stop_training = True
+        warn_interrupted(state["epoch"], state["done"], steps)
+    cbs.on_train_end(logs)
+    return cbs.history

@@ -1,0 +1,45 @@
+"""Layers of the Keras front (`from neuraxis.layers import Dense, LeakyReLU`).
+
+Example
+-------
+>>> from neuraxis.layers import Dense, LeakyReLU
+>>> from neuraxis.models import Sequential
+>>> model = Sequential([Dense(100, input_dim=64), LeakyReLU(alpha=0.01),
+...                     Dense(10, activation="softmax")])  # doctest: +SKIP
+"""
+from ._base import Layer
+from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
+from .core import Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
+
+_CLASSES = {c.__name__: c for c in (InputLayer, Dense, Dropout, Flatten, Reshape, Activation,
+                                    ReLU, LeakyReLU, ELU, Softmax)}
+
+__all__ = ["Layer", "Input", "InputLayer", "Dense", "Dropout", "Flatten", "Reshape", "Activation",
+           "ReLU", "LeakyReLU", "ELU", "Softmax", "serialize", "deserialize"]
+
+
+def serialize(layer):
+    """Keras's serialized form of a layer (module, class_name, config, build_config)."""
+    out = {"module": "keras.layers", "class_name": type(layer).__name__,
+           "config": layer.get_config(), "registered_name": None}
+    if layer.built and not isinstance(layer, InputLayer):
+        out["build_config"] = {"input_shape": list(layer._build_shape)}
+    return out
+
+
+def deserialize(config, custom_objects=None):
+    """Recreate a layer from `serialize`'s dict. Only known classes: nothing is imported or run."""
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ValueError(f"A serialized layer must be a dict with a 'class_name', got {config!r}")
+    name = config["class_name"]
+    cls = (custom_objects or {}).get(name) or _CLASSES.get(name)
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ValueError(f"Unknown layer class {name!r}. Known layers: {sorted(_CLASSES)} "
+                         "(pass others in custom_objects)")
+    inner = config.get("config", {})
+    if not isinstance(inner, dict):
+        raise ValueError(f"The config of layer {name!r} must be a dict, got {inner!r}")
+    try:
+        return cls.from_config(dict(inner))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Invalid config for layer {name!r}: {e}") from None

@@ -1,0 +1,196 @@
+"""The `Layer` base class of the Keras front.
+
+A layer holds its constructor arguments (`get_config()` returns exactly them),
+creates its weights in `build(input_shape)` as float32 NumPy arrays, and says
+which engine operation it is (`_engine_op`). It never computes anything itself:
+the model compiles the whole layer list into one engine network.
+"""
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from .. import _keras_backend
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_stacklevel():
+    """Stack level of the first frame outside neuraxis, so warnings point at the user's line."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def normalize_shape(shape, what="shape"):
+    """A tuple of positive ints (None allowed, kept) from an int, list or tuple."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ValueError(f"{what} must be a tuple of integers, got {shape!r}") from None
+    out = []
+    for d in shape:
+        if d is None:
+            out.append(None)
+        elif isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0:
+            out.append(int(d))
+        else:
+            raise ValueError(f"{what} must contain positive integers (or None), got {shape!r}")
+    return tuple(out)
+
+
+def _check_dtype(dtype):
+    if isinstance(dtype, dict):  # Keras 3 serialises a DTypePolicy as a dict
+        dtype = (dtype.get("config") or {}).get("name")
+    if dtype not in (None, "float32"):
+        raise NotImplementedError(
+            f"The Keras front computes in float32; dtype={dtype!r} is not supported")
+
+
+class Layer:
+    """Base of every layer: name, trainable flag, weights and config.
+
+    Example
+    -------
+    >>> from neuraxis.layers import Dense
+    >>> layer = Dense(3, name="d")
+    >>> layer.build((None, 4))
+    >>> [w.shape for w in layer.get_weights()], layer.count_params()
+    ([(4, 3), (3,)], 15)
+    """
+
+    _engine_kind = None
+
+    def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True,
+                 name=None, **kwargs):
+        # Keras pops these two from every layer; input_dim=n means input_shape=(n,).
+        input_dim = kwargs.pop("input_dim", None)
+        input_shape = kwargs.pop("input_shape", None)
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self._input_shape_arg = None
+        if input_shape is not None:
+            warnings.warn(
+                "Do not pass an `input_shape`/`input_dim` argument to a layer. When using "
+                "Sequential models, prefer using an `Input(shape)` object as the first layer "
+                "in the model instead.", UserWarning, stacklevel=user_stacklevel())
+            self._input_shape_arg = normalize_shape(input_shape, "input_shape")
+        if kwargs:
+            raise ValueError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if activity_regularizer is not None:
+            raise NotImplementedError("activity_regularizer is not supported yet")
+        _check_dtype(dtype)
+        if name is None:
+            name = _keras_backend.unique_name(_keras_backend.to_snake_case(type(self).__name__))
+        if not isinstance(name, str) or "/" in name or not name:
+            raise ValueError("Argument `name` must be a non-empty string and cannot contain "
+                             f"character `/`. Received: name={name!r}")
+        self.name = name
+        self.trainable = bool(trainable)
+        self.built = False
+        self._weights = []          # [(weight name, float32 array)] in creation order
+        self._build_shape = None    # input shape (with None batch) once built
+        self.output_shape = None
+
+    # --- building -------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create the weights for `input_shape` (batch dimension first, usually None)."""
+        self._finish_build(input_shape)
+
+    def _finish_build(self, input_shape):
+        input_shape = tuple(input_shape)
+        self._build_shape = input_shape
+        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for `input_shape`; identity unless the layer changes it."""
+        return tuple(input_shape)
+
+    def add_weight(self, shape, initializer, name):
+        """Create and register a float32 weight (what `get_weights` returns, in this order)."""
+        arr = np.ascontiguousarray(initializer(tuple(shape)), dtype=np.float32)
+        if arr.shape != tuple(shape):
+            raise ValueError(f"initializer returned shape {arr.shape}, expected {tuple(shape)}")
+        self._weights.append((name, arr))
+        return arr
+
+    # --- weights --------------------------------------------------------------------
+    @property
+    def weights(self):
+        """The weight arrays themselves (the engine updates them in place)."""
+        return [a for _, a in self._weights]
+
+    @property
+    def trainable_weights(self):
+        return self.weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [] if self.trainable else self.weights
+
+    def get_weights(self):
+        """Copies of the weights, in creation order (Dense: kernel, bias)."""
+        return [a.copy() for _, a in self._weights]
+
+    def set_weights(self, weights):
+        """Copy `weights` into the layer's arrays (shapes must match; nothing changes on error)."""
+        check_weight_list(self.name, self._weights, weights)
+        for (_, a), w in zip(self._weights, weights):
+            a[...] = np.asarray(w, dtype=np.float32)
+
+    def count_params(self):
+        """Number of scalars in the weights."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
+                "built. You can build it manually via: `layer.build(input_shape)`.")
+        return int(sum(a.size for _, a in self._weights))
+
+    # --- config ---------------------------------------------------------------------
+    def get_config(self):
+        """Constructor arguments (Keras's keys), enough for `from_config` to recreate it."""
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                          "config": {"name": "float32"}, "registered_name": None}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def _engine_op(self):
+        raise NotImplementedError(
+            f"Layer {type(self).__name__} has no engine implementation yet")
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def check_weight_list(owner, named, weights):
+    """Validate a `set_weights` list against [(name, array)] before touching anything."""
+    if not isinstance(weights, (list, tuple)):
+        raise ValueError(f"set_weights expects a list of arrays, got {type(weights).__name__}")
+    if len(weights) != len(named):
+        raise ValueError(
+            f"You called `set_weights(weights)` on layer '{owner}' with a weight list of length "
+            f"{len(weights)}, but the layer was expecting {len(named)} weights.")
+    for (name, a), w in zip(named, weights):
+        try:
+            w = np.asarray(w, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"Weight '{name}' of layer '{owner}' is not numeric: {w!r}") from None
+        if w.shape != a.shape:
+            raise ValueError(f"Layer '{owner}' weight '{name}' shape {a.shape} is not compatible "
+                             f"with provided weight shape {w.shape}.")
+
+
+def feature_count(shape):
+    """Number of features per sample of a (None, ...) shape."""
+    return int(math.prod(shape[1:]))
