@@ -739,13 +739,15 @@ def test_train_batches_totals_with_lr_zero(reduction, use_perm, rng):
     before = [p.copy() for p in params]
     m = [np.zeros_like(p) for p in params]
     tot = net.train_batches(params, sgd(0.0), m, [], X, Y, sw, perm, batch, 0, -1,
-                            ["categorical_accuracy", "mse"], 0)
+                            ["weighted:categorical_accuracy", "weighted:mse", "mse"], 0)
     for p, b in zip(params, before):
         assert_array_equal(p, b)
     P, _ = net.predict(params, X)
     acc = ref.metric_sum("categorical_accuracy", P, Y, sw)
     assert 0 < acc < sw.sum()
-    assert_allclose(tot["metric_sums"], [acc, ref.metric_sum("mse", P, Y, sw)], rtol=1e-12)
+    # "weighted:" metrics are sums of w_i * metric_i, plain ones ignore the weights
+    assert_allclose(tot["metric_sums"], [acc, ref.metric_sum("mse", P, Y, sw),
+                                         ref.metric_sum("mse", P, Y, None)], rtol=1e-12)
     assert tot["rows"] == n
     assert_allclose(tot["weight_sum"], sw.sum(), rtol=1e-14)
     order = perm if use_perm else np.arange(n)
@@ -763,7 +765,8 @@ def test_train_batches_totals_with_lr_zero(reduction, use_perm, rng):
 def test_evaluate_totals_with_weights(reduction, rng):
     n, batch = 23, 5
     net, params, X, Y, sw = book_setup(rng, n, reduction)
-    tot = net.evaluate(params, X, Y, sw, batch, ["categorical_accuracy", "mae"])
+    tot = net.evaluate(params, X, Y, sw, batch,
+                       ["weighted:categorical_accuracy", "weighted:mae"])
     P, _ = ref.network_forward(BOOK_SPECS, params, X)
     assert tot["rows"] == n
     assert_allclose(tot["weight_sum"], sw.sum(), rtol=1e-14)
@@ -788,8 +791,9 @@ def test_train_batches_totals_on_two_threads(rng, restore_threads):
     X, Y = net_data(rng, BIG_SPECS, "onehot", n=n)
     sw = weights(rng, n)
     P, _ = ref.network_forward(BIG_SPECS, params, X)
-    mets = ["categorical_accuracy", "binary_accuracy", "mse", "mae"]
-    expect = [ref.metric_sum(m, P, Y, sw) for m in mets]
+    names = ["categorical_accuracy", "binary_accuracy", "mse", "mae"]
+    mets = ["weighted:" + m for m in names]
+    expect = [ref.metric_sum(m, P, Y, sw) for m in names]
     loss = np.sum(sw * ref.keras_loss_per_row("categorical_crossentropy", P, Y))  # / n * n
     for nt in (2, 1):
         neuraxis.set_num_threads(nt)

@@ -75,9 +75,9 @@ bool python_interrupted() {
     return PyErr_CheckSignals() != 0;
 }
 
-std::vector<Metric> parse_metrics(const std::vector<std::string>& names) {
-    std::vector<Metric> out;
-    for (const auto& n : names) out.push_back(parse_metric(n));
+std::vector<MetricSpec> parse_metrics(const std::vector<std::string>& names) {
+    std::vector<MetricSpec> out;
+    for (const auto& n : names) out.push_back(parse_metric_spec(n));
     return out;
 }
 

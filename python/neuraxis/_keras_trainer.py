@@ -119,9 +119,9 @@ class Plan:
                             ("categorical_crossentropy", "sparse_categorical_crossentropy")
                             else loss._engine)
         self.Y = data.targets(raw, loss, out_shape, n)
-        self.names, self.engine_metrics = [], []
+        self.names, self.engine_metrics, self.weighted = [], [], []
         onehot = isinstance(loss, losses_mod.SparseCategoricalCrossentropy)
-        for m in metrics_spec:
+        for m, weighted in metrics_spec:
             name, cls = metrics_mod.resolve(m, raw.shape, out_shape)
             eng = cls._engine
             if eng == "sparse_categorical_accuracy":
@@ -133,21 +133,25 @@ class Plan:
             while name in self.names or name == "loss":
                 name += "_1"
             self.names.append(name)
-            self.engine_metrics.append(eng)
+            self.weighted.append(weighted)
+            self.engine_metrics.append(("weighted:" if weighted else "") + eng)
             model._metric_directions[name] = cls._direction
         model._metric_names = list(self.names)
         smoothing = getattr(loss, "_kw", {}).get("label_smoothing", 0.0)
-        if smoothing and any(e != "categorical_accuracy" for e in self.engine_metrics):
+        if smoothing and any(e.split(":")[-1] != "categorical_accuracy"
+                             for e in self.engine_metrics):
             # The engine sees one target array; smoothed targets would skew these metrics.
             raise NotImplementedError("label_smoothing is only supported with categorical "
                                       f"accuracy metrics, not {self.engine_metrics}")
 
 
 class Running:
-    """Sums returned by the engine; loss = loss_sum / rows, metric = metric_sum / weight_sum."""
+    """Sums returned by the engine; loss = loss_sum / rows, metric = metric_sum / weight_sum
+    (weighted metrics) or metric_sum / rows (plain metrics, as Keras 3 keeps them)."""
 
-    def __init__(self, names=()):
+    def __init__(self, names=(), weighted=None):
         self.names = list(names)
+        self.weighted = list(weighted) if weighted is not None else [False] * len(self.names)
         self.loss_sum, self.rows, self.weight_sum = 0.0, 0, 0.0
         self.metric_sums = [0.0] * len(self.names)
 
@@ -159,8 +163,9 @@ class Running:
 
     def logs(self):
         out = {"loss": self.loss_sum / self.rows if self.rows else 0.0}
-        for name, s in zip(self.names, self.metric_sums):
-            out[name] = s / self.weight_sum if self.weight_sum else 0.0
+        for name, s, w in zip(self.names, self.metric_sums, self.weighted):
+            den = self.weight_sum if w else self.rows
+            out[name] = s / den if den else 0.0
         return {k: float(out[k]) for k in sorted(out)}
 
     def values(self):
@@ -255,7 +260,7 @@ def dropout_seed(model):
 def evaluate_arrays(model, net, params, X, Y, sw, bs, metric_names, engine_metrics, bar=None):
     """Loss and metrics over all rows (no dropout, no update) in one engine call, so the
     numbers never depend on `verbose`; the bar is drawn when done."""
-    running = Running(metric_names)
+    running = Running(metric_names, [e.startswith("weighted:") for e in engine_metrics])
     running.add(net.evaluate(params, X, Y, sw, bs, engine_metrics))
     if bar is not None:
         bar.update(bar.target, list(running.logs().items()), finalize=True)
@@ -350,7 +355,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     try:
         for epoch in range(initial_epoch, epochs):
             state.update(epoch=epoch, done=0)
-            running = Running(plan.names)
+            running = Running(plan.names, plan.weighted)
             model._running = running
             cbs.on_epoch_begin(epoch)
             run_epoch(model, net, params, X, plan, sw, bs, shuffle, cbs, every_batch, frozen,

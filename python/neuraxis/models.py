@@ -226,7 +226,8 @@ class Sequential:
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"Expected `{arg}` argument to be a list, tuple, or dict. "
                                  f"Received instead: {arg}={value!r} of type {type(value)}")
-            spec += [metrics_mod.check(m) for m in value]
+            # (metric, weighted): Keras 3 applies sample weights to weighted_metrics only
+            spec += [(metrics_mod.check(m), arg == "weighted_metrics") for m in value]
         self.optimizer, self.loss, self._loss = opt, loss, resolved
         self._metrics_spec = spec
         self._metric_names = []
@@ -307,7 +308,7 @@ class Sequential:
         net, params = trainer.network(self, plan.engine_loss)
         self.optimizer.build(params)
         if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names)
+            self._running = trainer.Running(plan.names, plan.weighted)
         res = trainer.train_chunk(self, net, params, X, plan.Y, sw, None, len(X), 0, 1,
                                   plan.engine_metrics, trainer.dropout_seed(self),
                                   trainer._frozen(self))
@@ -319,13 +320,13 @@ class Sequential:
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")
         net, params = trainer.network(self, plan.engine_loss)
         if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names)
+            self._running = trainer.Running(plan.names, plan.weighted)
         self._running.add(net.evaluate(params, X, plan.Y, sw, max(len(X), 1),
                                        plan.engine_metrics))
         return self._results(return_dict)
 
     def reset_metrics(self):
-        self._running = trainer.Running(self._running.names)
+        self._running = trainer.Running(self._running.names, self._running.weighted)
 
     # --- inspection and persistence -------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

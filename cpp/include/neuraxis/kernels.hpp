@@ -68,6 +68,13 @@ void loss_grad_output(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k,
 // ---- metrics (losses.cpp) --------------------------------------------------
 enum class Metric { categorical_accuracy, binary_accuracy, mse, mae };
 Metric parse_metric(const std::string& name);
+// A metric as a training loop tracks it: sample-weighted (Keras's
+// weighted_metrics) or not (Keras's metrics). Parsed from "name" or "weighted:name".
+struct MetricSpec {
+    Metric metric;
+    bool weighted = false;
+};
+MetricSpec parse_metric_spec(const std::string& name);
 // sum_i w_i * metric_i over n rows (w_i = 1 when sw is null).
 template <class T>
 double metric_sum(Metric m, const T* P, const T* Y, const T* sw, idx n, idx k);

@@ -73,12 +73,12 @@ class Network {
     BatchTotals train_batches(const std::vector<T*>& params, OptConfig& opt, OptState<T>& state,
                               const T* X, const T* Y, const T* sw, idx n, const std::int64_t* perm,
                               idx batch, idx first, idx count, double alpha,
-                              const std::vector<Metric>& metrics, std::uint64_t seed,
+                              const std::vector<MetricSpec>& metrics, std::uint64_t seed,
                               const std::function<bool()>& interrupted);
 
     // Loss and metrics without training (no dropout), in batches.
     BatchTotals evaluate(const std::vector<T*>& params, const T* X, const T* Y, const T* sw, idx n,
-                         idx batch, const std::vector<Metric>& metrics) const;
+                         idx batch, const std::vector<MetricSpec>& metrics) const;
 
     // Full-batch objective and its gradient (grads laid out like params).
     double loss_grad(const std::vector<T*>& params, const std::vector<T*>& grads, const T* X,
@@ -98,7 +98,7 @@ class Network {
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads, const T* x,
                     const T* y, const T* sw, idx m, double alpha, double sumsq, bool fold_reg,
                     double* sw_sum_out, bool training, idx row0, std::uint64_t seed,
-                    const std::vector<Metric>* metrics, std::vector<double>* metric_sums);
+                    const std::vector<MetricSpec>* metrics, std::vector<double>* metric_sums);
     double sum_sq_weights(const std::vector<T*>& params) const;
     void reserve(idx batch);
     void ensure_thread_grads(int nt);

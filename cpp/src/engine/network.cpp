@@ -156,7 +156,7 @@ template <class T>
 double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
                             const T* x, const T* y, const T* sw, idx m, double alpha,
                             double sumsq, bool fold_reg, double* sw_sum_out, bool training,
-                            idx row0, std::uint64_t seed, const std::vector<Metric>* metrics,
+                            idx row0, std::uint64_t seed, const std::vector<MetricSpec>* metrics,
                             std::vector<double>* metric_sums) {
     const std::size_t L = layers_.size();
     const idx k = n_out();
@@ -215,7 +215,8 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
             }
             part_loss[t] = w > 0 ? loss_value(loss_, P, yr, swr, mr, k) * w : 0.0;
             for (std::size_t j = 0; j < nmet; ++j)
-                part_met[t][j] = metric_sum((*metrics)[j], P, yr, swr, mr, k);
+                part_met[t][j] = metric_sum((*metrics)[j].metric, P, yr,
+                                            (*metrics)[j].weighted ? swr : nullptr, mr, k);
             if (fused) {  // dZ = c (P - Y) sw scale
                 loss_delta(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
             } else {  // dP, through dropout and the output activation
@@ -279,7 +280,7 @@ template <class T>
 BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& opt,
                                       OptState<T>& state, const T* X, const T* Y, const T* sw,
                                       idx n, const std::int64_t* perm, idx batch, idx first,
-                                      idx count, double alpha, const std::vector<Metric>& metrics,
+                                      idx count, double alpha, const std::vector<MetricSpec>& metrics,
                                       std::uint64_t seed,
                                       const std::function<bool()>& interrupted) {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
@@ -358,7 +359,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
 template <class T>
 BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const T* X, const T* Y,
                                  const T* sw, idx n, idx batch,
-                                 const std::vector<Metric>& metrics) const {
+                                 const std::vector<MetricSpec>& metrics) const {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     BatchTotals tot;
     tot.metric_sums.assign(metrics.size(), 0.0);
@@ -383,7 +384,8 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const T* X, cons
         tot.rows += m;
         tot.weight_sum += w;
         for (std::size_t j = 0; j < metrics.size(); ++j)
-            tot.metric_sums[j] += metric_sum(metrics[j], P.data(), yb, swb, m, k);
+            tot.metric_sums[j] += metric_sum(metrics[j].metric, P.data(), yb,
+                                             metrics[j].weighted ? swb : nullptr, m, k);
     }
     return tot;
 }

@@ -35,6 +35,13 @@ Act loss_output_activation(Loss l) {
     }
 }
 
+MetricSpec parse_metric_spec(const std::string& name) {
+    const std::string prefix = "weighted:";
+    if (name.compare(0, prefix.size(), prefix) == 0)
+        return MetricSpec{parse_metric(name.substr(prefix.size())), true};
+    return MetricSpec{parse_metric(name), false};
+}
+
 Metric parse_metric(const std::string& name) {
     if (name == "categorical_accuracy") return Metric::categorical_accuracy;
     if (name == "binary_accuracy") return Metric::binary_accuracy;
