@@ -227,6 +227,8 @@ def test_sigint_during_engine_training_stops_fit():
     y = (X[:, 0] > 0).astype(np.int64)
     m = Sequential([Input((64,)), Dense(256, activation="relu"), Dense(2, activation="softmax")])
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    # A CI job may run us with SIGINT ignored; an interactive session has Python's handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -236,6 +238,7 @@ def test_sigint_during_engine_training_stops_fit():
         pytest.fail("KeyboardInterrupt escaped fit()")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert len(h.epoch) < 1000
     assert np.isfinite(m.predict(X[:10], verbose=0)).all()
 
