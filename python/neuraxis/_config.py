@@ -10,9 +10,11 @@ def set_num_threads(n):
     Example
     -------
     >>> import neuraxis
+    >>> before = neuraxis.get_num_threads()
     >>> neuraxis.set_num_threads(1)
     >>> neuraxis.get_num_threads()
     1
+    >>> neuraxis.set_num_threads(before)
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int, got {type(n).__name__}")

@@ -503,24 +503,24 @@ class BaseMultilayerPerceptron(BaseEstimator):
         return tags
 
 
-_PARAMS_DOC = """
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron classifier, a drop-in for scikit-learn's.
+
     Parameters are scikit-learn's (same names, defaults and validation);
     ``activation`` also accepts 'leaky_relu' (slope 0.01), 'elu' (alpha 1)
     and 'softplus'. float32 input is trained in float32, float64 in float64.
-"""
+    The whole training loop runs in the C++ engine.
 
-
-class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
-    """Multi-layer perceptron classifier, a drop-in for scikit-learn's.
-    """ + _PARAMS_DOC + """
     Example
     -------
     >>> from sklearn.datasets import make_classification
     >>> from neuraxis.neural_network import MLPClassifier
     >>> X, y = make_classification(n_samples=200, n_features=20, random_state=42)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(100, 50), max_iter=300, random_state=0).fit(X, y)
-    >>> clf.predict(X[:3]).shape
+    >>> clf = MLPClassifier(hidden_layer_sizes=(100, 50), max_iter=300, random_state=0)
+    >>> clf.fit(X, y).predict(X[:3]).shape
     (3,)
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 2)
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -620,7 +620,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
 class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     """Multi-layer perceptron regressor, a drop-in for scikit-learn's.
-    """ + _PARAMS_DOC + """
+
+    Parameters are scikit-learn's (same names, defaults and validation), with
+    ``loss`` 'squared_error' or 'poisson'; ``activation`` also accepts
+    'leaky_relu', 'elu' and 'softplus'. float32 input stays float32.
+
     Example
     -------
     >>> from sklearn.datasets import make_regression
