@@ -10,3 +10,9 @@ def _quiet_convergence():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         yield
+
+
+@pytest.fixture(params=[0, 42])
+def global_random_seed(request):
+    """scikit-learn's fixture of the same name, used by its upstream MLP tests."""
+    return request.param

@@ -222,49 +222,68 @@ class BaseMultilayerPerceptron(BaseEstimator):
             )
         return self
 
-    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
-        # The objective runs in float64 as in scikit-learn (its packed vector is float64).
-        dtype = np.float64
+    def _unpack(self, packed_parameters):
+        """Point coefs_/intercepts_ at their slices of the packed vector (views)."""
+        for i in range(self.n_layers_ - 1):
+            start, end, shape = self._coef_indptr[i]
+            self.coefs_[i] = np.reshape(packed_parameters[start:end], shape)
+            start, end = self._intercept_indptr[i]
+            self.intercepts_[i] = packed_parameters[start:end]
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, *_buffers):
+        """Objective and packed gradient at `packed_coef_inter`, from the engine.
+
+        Same signature as scikit-learn's (its activation/delta/gradient buffers
+        are accepted and unused: the engine keeps its own).
+        """
+        dtype = np.dtype(np.float64)
+        packed = np.ascontiguousarray(packed_coef_inter, dtype=dtype)
+        self._unpack(packed)
         X = np.ascontiguousarray(_dense(X), dtype=dtype)
+        y = np.asarray(y)
+        Y = np.ascontiguousarray(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=dtype)
+        sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype)
+        grad = np.empty_like(packed)
+        grad_coefs = [grad[a:b].reshape(shape) for a, b, shape in self._coef_indptr]
+        grad_inters = [grad[a:b] for a, b in self._intercept_indptr]
+        loss = self._engine(dtype).loss_grad(
+            engine_params(self.coefs_, self.intercepts_), engine_params(grad_coefs, grad_inters),
+            X, Y, sw, float(self.alpha))
+        return loss, grad
+
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
+        # Full batch in float64, as in scikit-learn (its packed vector is float64).
+        self._coef_indptr = []
+        self._intercept_indptr = []
+        start = 0
+        for i in range(self.n_layers_ - 1):
+            n_fan_in, n_fan_out = layer_units[i], layer_units[i + 1]
+            end = start + n_fan_in * n_fan_out
+            self._coef_indptr.append((start, end, (n_fan_in, n_fan_out)))
+            start = end
+        for i in range(self.n_layers_ - 1):
+            end = start + layer_units[i + 1]
+            self._intercept_indptr.append((start, end))
+            start = end
+        dtype = np.float64
+        X = np.ascontiguousarray(_dense(X), dtype=dtype)  # once, not per evaluation
         Y = np.ascontiguousarray(y, dtype=dtype)
         sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype)
-        shapes = [(layer_units[i], layer_units[i + 1]) for i in range(len(layer_units) - 1)]
-        coef_sizes = [a * b for a, b in shapes]
-        n_coef = sum(coef_sizes)
-        net = build_network(layer_units, self.activation, self.out_activation_, dtype)
-        grad = np.empty(n_coef + sum(b for _, b in shapes), dtype=dtype)
-
-        def views(vec):
-            coefs, inters, pos = [], [], 0
-            for shape, size in zip(shapes, coef_sizes):
-                coefs.append(vec[pos:pos + size].reshape(shape))
-                pos += size
-            for _, b in shapes:
-                inters.append(vec[pos:pos + b])
-                pos += b
-            return coefs, inters
-
-        grad_views = engine_params(*views(grad))
-
-        def fun(packed):
-            packed = np.ascontiguousarray(packed, dtype=dtype)
-            loss = net.loss_grad(engine_params(*views(packed)), grad_views, X, Y, sw,
-                                 float(self.alpha))
-            return loss, grad.copy()
-
-        packed0 = np.hstack([c.ravel() for c in self.coefs_] + [b.ravel() for b in self.intercepts_])
-        packed0 = packed0.astype(dtype)
+        packed0 = np.hstack([c.ravel() for c in self.coefs_] +
+                            [b.ravel() for b in self.intercepts_]).astype(dtype)
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         opt_res = scipy.optimize.minimize(
-            fun, packed0, method="L-BFGS-B", jac=True,
+            self._loss_grad_lbfgs, packed0, method="L-BFGS-B", jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                      **_lbfgs_iprint_options(iprint)},
+            args=(X, Y, sw),
         )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
-        coefs, inters = views(np.array(opt_res.x, dtype=dtype))
-        self.coefs_ = [np.ascontiguousarray(c) for c in coefs]
-        self.intercepts_ = [np.ascontiguousarray(b) for b in inters]
+        self._unpack(np.array(opt_res.x, dtype=dtype))
+        # own, contiguous arrays (not views of scipy's vector)
+        self.coefs_ = [np.ascontiguousarray(c).copy() for c in self.coefs_]
+        self.intercepts_ = [np.ascontiguousarray(b).copy() for b in self.intercepts_]
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
         dtype = self.coefs_[0].dtype  # X's dtype on a first fit; kept on warm starts

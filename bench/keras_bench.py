@@ -1,0 +1,473 @@
+"""Benchmark neuraxis's Keras front against a NumPy reference, Keras 3 (torch) and PyTorch.
+
+    python bench/keras_bench.py                      # full run (a couple of minutes on 2 cores)
+    python bench/keras_bench.py --quick              # smoke run, smaller sizes
+    python bench/keras_bench.py --repeat 3 --threads 2 --json bench/results/keras.json
+
+The lecture model (issue 3)
+
+    Sequential([Input((784,)), Dense(100), LeakyReLU(negative_slope=0.01),
+                Dense(10, activation="softmax")])
+    compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    fit(X, Y_onehot, batch_size=32, epochs=5, verbose=0, shuffle=True)
+
+trained on the same float32 arrays by neuraxis, by the NumPy reference
+(bench/numpy_keras_mlp.py), by Keras 3 on its torch backend and by a hand-written
+PyTorch loop. Keras and PyTorch run in subprocesses (their environment and
+thread pools do not leak into the others) with torch's thread count set to
+neuraxis's. Every number in one report comes from the same invocation and the
+same data; the ratios compare columns of the same run. See bench/README.md.
+"""
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+LIBS = ("neuraxis", "numpy", "keras", "torch")
+LIB_TITLES = {"neuraxis": "neuraxis", "numpy": "NumPy ref", "keras": "Keras 3 (torch)",
+              "torch": "PyTorch loop"}
+SEED = 0
+
+
+# ------------------------------------------------------------------- workers
+# Each trainer returns {"epoch_s": [...], "total_s": fit wall time, "accuracy": test accuracy,
+# "train_loss": last epoch's logged loss}. The clock starts right before `fit` (or the loop)
+# and each epoch ends at its on_epoch_end, so epoch 1 carries the setup/compile costs.
+
+def _result(t0, ends, t_end, acc, loss):
+    epoch_s = np.diff([t0] + ends).tolist()
+    return {"epoch_s": epoch_s, "total_s": t_end - t0, "accuracy": float(acc),
+            "train_loss": None if loss is None else float(loss)}
+
+
+def train_neuraxis(X_tr, Y_tr, X_te, y_te, epochs, bs):
+    from neuraxis import utils
+    from neuraxis.callbacks import Callback
+    from neuraxis.layers import Dense, Input, LeakyReLU
+    from neuraxis.models import Sequential
+
+    ends = []
+
+    class Clock(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(time.perf_counter())
+
+    utils.set_random_seed(SEED)
+    model = Sequential([Input((X_tr.shape[1],)), Dense(100), LeakyReLU(negative_slope=0.01),
+                        Dense(Y_tr.shape[1], activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    t0 = time.perf_counter()
+    hist = model.fit(X_tr, Y_tr, batch_size=bs, epochs=epochs, verbose=0, shuffle=True,
+                     callbacks=[Clock()])
+    t_end = time.perf_counter()
+    acc = np.mean(model.predict(X_te, verbose=0).argmax(axis=1) == y_te)
+    return _result(t0, ends, t_end, acc, hist.history["loss"][-1])
+
+
+def train_numpy(X_tr, Y_tr, X_te, y_te, epochs, bs):
+    from numpy_keras_mlp import NumpyKerasMLP
+
+    ends = []
+    net = NumpyKerasMLP(X_tr.shape[1], 100, Y_tr.shape[1], negative_slope=0.01, seed=SEED)
+    t0 = time.perf_counter()
+    hist = net.fit(X_tr, Y_tr, batch_size=bs, epochs=epochs, shuffle=True,
+                   on_epoch_end=lambda e, logs: ends.append(time.perf_counter()))
+    t_end = time.perf_counter()
+    acc = np.mean(net.predict(X_te).argmax(axis=1) == y_te)
+    return _result(t0, ends, t_end, acc, hist["loss"][-1])
+
+
+def train_keras(X_tr, Y_tr, X_te, y_te, epochs, bs):
+    os.environ["KERAS_BACKEND"] = "torch"  # before the first import of keras
+    import keras
+
+    ends = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(time.perf_counter())
+
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential([keras.Input((X_tr.shape[1],)), keras.layers.Dense(100),
+                              keras.layers.LeakyReLU(negative_slope=0.01),
+                              keras.layers.Dense(Y_tr.shape[1], activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    t0 = time.perf_counter()
+    hist = model.fit(X_tr, Y_tr, batch_size=bs, epochs=epochs, verbose=0, shuffle=True,
+                     callbacks=[Clock()])
+    t_end = time.perf_counter()
+    acc = np.mean(np.asarray(model.predict(X_te, verbose=0)).argmax(axis=1) == y_te)
+    return _result(t0, ends, t_end, acc, hist.history["loss"][-1])
+
+
+def train_torch(X_tr, Y_tr, X_te, y_te, epochs, bs):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(SEED)
+    model = nn.Sequential(nn.Linear(X_tr.shape[1], 100), nn.LeakyReLU(0.01),
+                          nn.Linear(100, Y_tr.shape[1]))
+    for layer in (model[0], model[2]):  # same init as Keras: Glorot uniform, zero bias
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    Xt = torch.from_numpy(X_tr)
+    yt = torch.from_numpy(Y_tr.argmax(axis=1).astype(np.int64))
+    n = Xt.shape[0]
+    ends = []
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(n)
+        loss_sum = torch.zeros(())
+        for start in range(0, n, bs):
+            idx = perm[start:start + bs]
+            xb, yb = Xt[idx], yt[idx]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * idx.shape[0]
+        last_loss = float(loss_sum) / n
+        ends.append(time.perf_counter())
+    t_end = time.perf_counter()
+    with torch.no_grad():
+        pred = model(torch.from_numpy(X_te)).argmax(dim=1).numpy()
+    return _result(t0, ends, t_end, np.mean(pred == y_te), last_loss)
+
+
+TRAINERS = {"neuraxis": train_neuraxis, "numpy": train_numpy, "keras": train_keras,
+            "torch": train_torch}
+
+
+def run_repeats(lib, data, epochs, bs, repeat):
+    """`repeat` fresh fits; per-epoch times and total are the element-wise minimum."""
+    runs = [TRAINERS[lib](*data, epochs, bs) for _ in range(repeat)]
+    best = dict(runs[-1])
+    best["epoch_s"] = np.min([r["epoch_s"] for r in runs], axis=0).tolist()
+    best["total_s"] = min(r["total_s"] for r in runs)
+    best["epochs"] = epochs
+    return best
+
+
+def worker_main(args):
+    """Subprocess entry: --worker {keras,torch} --data NPZ --out JSON --threads N."""
+    info = {}
+    try:
+        if args.worker == "keras":
+            os.environ["KERAS_BACKEND"] = "torch"
+        import torch
+        torch.set_num_threads(args.threads)
+        info["torch"] = torch.__version__
+        info["torch_num_threads"] = torch.get_num_threads()
+        info["torch_parallel"] = torch.__config__.parallel_info().splitlines()[:3]
+        if args.worker == "keras":
+            import keras
+            info["keras"] = keras.__version__
+            info["keras_backend"] = keras.backend.backend()
+        d = np.load(args.data)
+        data = (d["X_tr"], d["Y_tr"], d["X_te"], d["y_te"])
+        res = run_repeats(args.worker, data, args.epochs, args.batch_size, args.repeat)
+        res["info"] = info
+    except Exception as exc:
+        res = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+               "info": info}
+    with open(args.out, "w") as f:
+        json.dump(res, f)
+    return 0
+
+
+def run_worker(lib, tmpdir, threads, epochs, bs, repeat, timeout):
+    out = os.path.join(tmpdir, f"{lib}.json")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if lib == "keras":
+        env["KERAS_BACKEND"] = "torch"
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib,
+           "--data", os.path.join(tmpdir, "data.npz"), "--out", out, "--threads", str(threads),
+           "--epochs", str(epochs), "--batch-size", str(bs), "--repeat", str(repeat)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    if not os.path.exists(out):
+        return {"error": f"worker exited with {proc.returncode}",
+                "traceback": (proc.stdout + proc.stderr)[-4000:]}
+    with open(out) as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------- data
+def make_data(quick):
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    n_samples = 3000 if quick else 20000
+    X, y = make_classification(n_samples=n_samples, n_features=784, n_informative=60,
+                               n_classes=10, random_state=0)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
+    scaler = StandardScaler().fit(X_tr)
+    X_tr = np.ascontiguousarray(scaler.transform(X_tr), dtype=np.float32)
+    X_te = np.ascontiguousarray(scaler.transform(X_te), dtype=np.float32)
+    Y_tr = np.eye(10, dtype=np.float32)[y_tr]
+    return X_tr, Y_tr, X_te, y_te
+
+
+# -------------------------------------------------------------------- report
+def mean_later(r):
+    """Mean epoch time over epochs 2..E (None with fewer than 2 epochs)."""
+    e = r.get("epoch_s") or []
+    return float(np.mean(e[1:])) if len(e) >= 2 else None
+
+
+def epoch_ratio(res, num, den="neuraxis"):
+    a, b = mean_later(res.get(num, {})), mean_later(res.get(den, {}))
+    return a / b if a is not None and b else None
+
+
+def fmt_ratio(r):
+    return f"{r:.2f}x" if r is not None else "n/a"
+
+
+def targets(res):
+    """[(text, met)] for issue 3's targets (met None when a column is missing)."""
+    rk, rt = epoch_ratio(res, "keras"), epoch_ratio(res, "torch")
+    return [(">= 5x faster than Keras per epoch", None if rk is None else rk >= 5),
+            ("faster than the PyTorch loop per epoch", None if rt is None else rt > 1)]
+
+
+def print_results(res, epochs):
+    from run import fmt_time
+
+    for lib in LIBS:
+        r = res.get(lib, {})
+        if "epoch_s" in r:
+            e = r["epochs"]
+            print(f"  {LIB_TITLES[lib]:<16}: epoch 1 {fmt_time(r['epoch_s'][0])}, "
+                  f"mean epoch 2..{e} {fmt_time(mean_later(r))}, "
+                  f"total {fmt_time(r['total_s'])} ({e} epochs), "
+                  f"test accuracy {r['accuracy']:.4f}, last train loss {r['train_loss']:.4f}")
+            print(f"  {'':<16}  epochs: " + ", ".join(fmt_time(t) for t in r["epoch_s"]))
+        elif r.get("skipped"):
+            print(f"  {LIB_TITLES[lib]:<16}: SKIPPED ({r['skipped']})")
+        else:
+            print(f"  {LIB_TITLES[lib]:<16}: ERROR {r.get('error', 'not run')}")
+            if r.get("traceback"):
+                print("    " + r["traceback"].strip().replace("\n", "\n    "))
+    for num in ("keras", "torch", "numpy"):
+        print(f"  {num}/neuraxis per epoch : {fmt_ratio(epoch_ratio(res, num))}")
+    for text, met in targets(res):
+        print(f"  target {text}: {({True: 'met', False: 'NOT met', None: 'n/a'})[met]}")
+    print()
+
+
+def markdown_table(res, epochs):
+    from run import fmt_time
+
+    head = ["measure"] + [LIB_TITLES[lib] for lib in LIBS] + ["keras/neuraxis",
+                                                              "torch/neuraxis"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+
+    def cells(fn):
+        out = []
+        for lib in LIBS:
+            r = res.get(lib, {})
+            out.append(fn(r) if "epoch_s" in r else ("skipped" if r.get("skipped") else "error"))
+        return out
+
+    def epochs_note(r):
+        return "" if r["epochs"] == epochs else f" ({r['epochs']} ep)"
+
+    def ratio_of(fn):
+        nx = res.get("neuraxis", {})
+        out = []
+        for lib in ("keras", "torch"):
+            r = res.get(lib, {})
+            a = fn(r) if "epoch_s" in r else None
+            b = fn(nx) if "epoch_s" in nx else None
+            out.append(fmt_ratio(a / b if a is not None and b else None))
+        return out
+
+    first = lambda r: r["epoch_s"][0]  # noqa: E731
+    rows = [
+        ("epoch 1 (incl. setup)", cells(lambda r: fmt_time(first(r))), ratio_of(first)),
+        (f"mean epoch 2..{epochs}", cells(lambda r: fmt_time(mean_later(r)) + epochs_note(r)),
+         ratio_of(mean_later)),
+        (f"fit total ({epochs} epochs)",
+         cells(lambda r: fmt_time(r["total_s"]) + epochs_note(r)),
+         ratio_of(lambda r: r["total_s"] if r["epochs"] == epochs else None)),
+        ("test accuracy", cells(lambda r: f"{100 * r['accuracy']:.1f}%" + epochs_note(r)),
+         ["", ""]),
+    ]
+    for name, c, rt in rows:
+        lines.append("| " + " | ".join([name] + c + rt) + " |")
+    lines.append("")
+    lines.append("| target (mean epoch 2.." + str(epochs) + ") | met? |")
+    lines.append("|---|---|")
+    for text, met in targets(res):
+        lines.append(f"| {text} | {({True: 'yes', False: '**no**', None: 'n/a'})[met]} |")
+    return "\n".join(lines)
+
+
+def optional_version(dist):
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------- main
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="repeat each fit, report the minimum of each epoch time")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="neuraxis.set_num_threads(N), threadpoolctl limits and torch threads")
+    ap.add_argument("--epochs", type=int, default=5, help="epochs for every library (default 5)")
+    ap.add_argument("--keras-epochs", type=int, default=None,
+                    help="fewer epochs for Keras only, if it is very slow (>= 2)")
+    ap.add_argument("--json", metavar="PATH", help="write the raw numbers to PATH")
+    ap.add_argument("--worker", choices=("keras", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    if args.epochs < 2 or (args.keras_epochs is not None and args.keras_epochs < 2):
+        ap.error("epochs must be >= 2 (epoch 1 is reported apart)")
+
+    import sklearn
+    from threadpoolctl import threadpool_limits
+
+    import run  # header helpers shared with bench/run.py
+    neuraxis = run.neuraxis
+    if neuraxis is None:
+        print("neuraxis import error:\n" + (run.NEURAXIS_IMPORT_ERROR or ""))
+        return 1
+
+    limiter = None
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error("--threads must be >= 1")
+        limiter = threadpool_limits(limits=args.threads)
+        neuraxis.set_num_threads(args.threads)
+    threads = args.threads or neuraxis.get_num_threads()
+    keras_epochs = args.keras_epochs or args.epochs
+    bs = 32
+
+    info = {
+        "machine": run.machine_info(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                     "sklearn": sklearn.__version__, "neuraxis": neuraxis.__version__,
+                     "torch": optional_version("torch"), "keras": optional_version("keras")},
+        "threads": run.thread_info(),
+        "args": vars(args),
+    }
+    # header, in bench/run.py's format
+    m, v, t = info["machine"], info["versions"], info["threads"]
+    print("# neuraxis benchmark: Keras front (issue 3, lecture model)")
+    print(f"machine : {m['cpu']}; {m['logical_cpus']} logical CPUs "
+          f"({m['usable_cpus']} usable, physical cores: {m['physical_cores'] or '?'}); "
+          f"{platform.system()} {platform.release()}")
+    if m["loadavg_at_start"] is not None:
+        load1 = m["loadavg_at_start"][0]
+        busy = load1 > 0.5 * (m["usable_cpus"] or 1)
+        print(f"load    : {load1:.2f} (1-min average at start)"
+              + ("  WARNING: the machine is busy, timings will be noisy" if busy else ""))
+    print(f"versions: python {v['python']}, numpy {v['numpy']}, scikit-learn {v['sklearn']}, "
+          f"neuraxis {v['neuraxis']}, torch {v['torch'] or 'not installed'}, "
+          f"keras {v['keras'] or 'not installed'}")
+    print(f"threads : --threads={args.threads or 'default'}; "
+          f"neuraxis.get_num_threads()={t['neuraxis_num_threads']}; "
+          f"torch.set_num_threads({threads}) in the Keras and PyTorch subprocesses")
+    for p in t["threadpools"]:
+        print(f"          threadpoolctl: {p['internal_api']} {p['version'] or ''} "
+              f"({p['user_api']}, {p['library']}) num_threads={p['num_threads']}"
+              + (f" layer={p['threading_layer']}" if p["threading_layer"] else ""))
+    print(f"mode    : {'quick' if args.quick else 'full'}, repeat={args.repeat} "
+          "(minimum of each epoch time reported)")
+    if keras_epochs != args.epochs:
+        print(f"NOTE    : Keras runs {keras_epochs} epochs instead of {args.epochs} "
+              "(--keras-epochs); its mean epoch is over epochs 2.."
+              f"{keras_epochs} and its total is not comparable")
+    print()
+
+    t_start = time.perf_counter()
+    data = make_data(args.quick)
+    X_tr, Y_tr, X_te, y_te = data
+    res = {}
+    for lib in ("neuraxis", "numpy"):
+        try:
+            res[lib] = run_repeats(lib, data, args.epochs, bs, args.repeat)
+        except Exception as exc:
+            res[lib] = {"error": f"{type(exc).__name__}: {exc}",
+                        "traceback": traceback.format_exc()}
+
+    tmpdir = tempfile.mkdtemp(prefix="neuraxis_keras_bench_")
+    try:
+        np.savez(os.path.join(tmpdir, "data.npz"), X_tr=X_tr, Y_tr=Y_tr, X_te=X_te, y_te=y_te)
+        for lib, ep, needs in (("keras", keras_epochs, ("torch", "keras")),
+                               ("torch", args.epochs, ("torch",))):
+            missing = [d for d in needs if v[d] is None]
+            if missing:
+                res[lib] = {"skipped": f"{' and '.join(missing)} not installed; "
+                                       "pip install torch==2.13.0 keras"}
+                print(f"note: {LIB_TITLES[lib]} skipped: {res[lib]['skipped']}")
+                continue
+            res[lib] = run_worker(lib, tmpdir, threads, ep, bs, args.repeat, timeout=900)
+            if "epochs" in res[lib]:
+                res[lib]["epochs"] = ep
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    for lib in ("keras", "torch"):
+        if res.get(lib, {}).get("info"):
+            info[f"{lib}_worker"] = res[lib]["info"]
+            wi = res[lib]["info"]
+            print(f"{LIB_TITLES[lib]} subprocess: torch {wi.get('torch')} "
+                  f"num_threads={wi.get('torch_num_threads')}"
+                  + (f", keras {wi['keras']} backend={wi['keras_backend']}" if "keras" in wi
+                     else ""))
+
+    n_tr, n_te = X_tr.shape[0], X_te.shape[0]
+    print(f"\n## lecture model: make_classification {n_tr}+{n_te} x 784 float32, 10 classes; "
+          f"Dense(100) LeakyReLU(0.01) Dense(10, softmax); adam, categorical_crossentropy; "
+          f"batch 32, {args.epochs} epochs, shuffle")
+    print_results(res, args.epochs)
+
+    elapsed = time.perf_counter() - t_start
+    print(f"total benchmark time: {elapsed:.1f} s\n")
+    print(markdown_table(res, args.epochs))
+
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        out = {"info": info, "results": res, "elapsed_s": elapsed,
+               "mean_epoch_ratios": {f"{lib}/neuraxis": epoch_ratio(res, lib)
+                                     for lib in ("keras", "torch", "numpy")},
+               "targets": {text: met for text, met in targets(res)}}
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2, default=str)
+        print(f"\nraw numbers written to {args.json}")
+
+    if limiter is not None:
+        limiter.restore_original_limits()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
