@@ -163,20 +163,30 @@ def run_repeats(lib, data, epochs, bs, repeat):
 
 
 def worker_main(args):
-    """Subprocess entry: --worker {keras,torch} --data NPZ --out JSON --threads N."""
+    """Subprocess entry: --worker LIB --data NPZ --out JSON [--threads N]."""
     info = {}
+    limiter = None
     try:
-        if args.worker == "keras":
-            os.environ["KERAS_BACKEND"] = "torch"
-        import torch
-        torch.set_num_threads(args.threads)
-        info["torch"] = torch.__version__
-        info["torch_num_threads"] = torch.get_num_threads()
-        info["torch_parallel"] = torch.__config__.parallel_info().splitlines()[:3]
-        if args.worker == "keras":
-            import keras
-            info["keras"] = keras.__version__
-            info["keras_backend"] = keras.backend.backend()
+        if args.worker in ("keras", "torch"):
+            if args.worker == "keras":
+                os.environ["KERAS_BACKEND"] = "torch"
+            import torch
+            torch.set_num_threads(args.threads)
+            info["torch"] = torch.__version__
+            info["torch_num_threads"] = torch.get_num_threads()
+            if args.worker == "keras":
+                import keras
+                info["keras"] = keras.__version__
+                info["keras_backend"] = keras.backend.backend()
+        elif args.threads is not None:  # neuraxis / numpy: library defaults unless --threads
+            from threadpoolctl import threadpool_limits
+            limiter = threadpool_limits(limits=args.threads)
+            if args.worker == "neuraxis":
+                import neuraxis
+                neuraxis.set_num_threads(args.threads)
+        if args.worker == "neuraxis":
+            import neuraxis
+            info["neuraxis_num_threads"] = neuraxis.get_num_threads()
         d = np.load(args.data)
         data = (d["X_tr"], d["Y_tr"], d["X_te"], d["y_te"])
         res = run_repeats(args.worker, data, args.epochs, args.batch_size, args.repeat)
@@ -184,19 +194,27 @@ def worker_main(args):
     except Exception as exc:
         res = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                "info": info}
+    if limiter is not None:
+        limiter.restore_original_limits()
     with open(args.out, "w") as f:
         json.dump(res, f)
     return 0
 
 
 def run_worker(lib, tmpdir, threads, epochs, bs, repeat, timeout):
+    """Run one library's fits in a fresh interpreter (no other library's thread pools)."""
     out = os.path.join(tmpdir, f"{lib}.json")
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if lib == "keras":
-        env["KERAS_BACKEND"] = "torch"
+    env = dict(os.environ)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib,
-           "--data", os.path.join(tmpdir, "data.npz"), "--out", out, "--threads", str(threads),
+           "--data", os.path.join(tmpdir, "data.npz"), "--out", out,
            "--epochs", str(epochs), "--batch-size", str(bs), "--repeat", str(repeat)]
+    if lib in ("keras", "torch"):
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if lib == "keras":
+            env["KERAS_BACKEND"] = "torch"
+        cmd += ["--threads", str(threads)]
+    elif threads is not None:
+        cmd += ["--threads", str(threads)]
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -409,36 +427,30 @@ def main(argv=None):
     print()
 
     t_start = time.perf_counter()
-    data = make_data(args.quick)
-    X_tr, Y_tr, X_te, y_te = data
+    X_tr, Y_tr, X_te, y_te = make_data(args.quick)
     res = {}
-    for lib in ("neuraxis", "numpy"):
-        try:
-            res[lib] = run_repeats(lib, data, args.epochs, bs, args.repeat)
-        except Exception as exc:
-            res[lib] = {"error": f"{type(exc).__name__}: {exc}",
-                        "traceback": traceback.format_exc()}
-
     tmpdir = tempfile.mkdtemp(prefix="neuraxis_keras_bench_")
     try:
         np.savez(os.path.join(tmpdir, "data.npz"), X_tr=X_tr, Y_tr=Y_tr, X_te=X_te, y_te=y_te)
-        for lib, ep, needs in (("keras", keras_epochs, ("torch", "keras")),
-                               ("torch", args.epochs, ("torch",))):
+        plan = (("neuraxis", args.epochs, ()), ("numpy", args.epochs, ()),
+                ("keras", keras_epochs, ("torch", "keras")), ("torch", args.epochs, ("torch",)))
+        for lib, ep, needs in plan:
             missing = [d for d in needs if v[d] is None]
             if missing:
                 res[lib] = {"skipped": f"{' and '.join(missing)} not installed; "
                                        "pip install torch==2.13.0 keras"}
                 print(f"note: {LIB_TITLES[lib]} skipped: {res[lib]['skipped']}")
                 continue
-            res[lib] = run_worker(lib, tmpdir, threads, ep, bs, args.repeat, timeout=900)
-            if "epochs" in res[lib]:
-                res[lib]["epochs"] = ep
+            res[lib] = run_worker(lib, tmpdir, threads if lib in ("keras", "torch")
+                                  else args.threads, ep, bs, args.repeat, timeout=900)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    for lib in ("keras", "torch"):
+    for lib in LIBS:
         if res.get(lib, {}).get("info"):
             info[f"{lib}_worker"] = res[lib]["info"]
-            wi = res[lib]["info"]
+    for lib in ("keras", "torch"):
+        wi = res.get(lib, {}).get("info")
+        if wi:
             print(f"{LIB_TITLES[lib]} subprocess: torch {wi.get('torch')} "
                   f"num_threads={wi.get('torch_num_threads')}"
                   + (f", keras {wi['keras']} backend={wi['keras_backend']}" if "keras" in wi

@@ -277,3 +277,14 @@ def test_numpy_activation_functions():
     np.testing.assert_allclose(activations.get(None)(x), x)
     with pytest.raises(ValueError, match="Could not interpret activation"):
         activations.get("nope")
+
+
+def test_to_categorical_like_keras():
+    from neuraxis.utils import to_categorical
+
+    out = to_categorical(np.array([[1], [0], [3]]))
+    assert out.shape == (3, 4) and out.dtype == np.float64
+    np.testing.assert_array_equal(out.argmax(1), [1, 0, 3])
+    assert to_categorical([0, 1], num_classes=5).shape == (2, 5)
+    with pytest.raises(ValueError, match="labels must be in"):
+        to_categorical([0, 7], num_classes=3)
