@@ -13,10 +13,11 @@ The lecture model (issue 3)
 
 trained on the same float32 arrays by neuraxis, by the NumPy reference
 (bench/numpy_keras_mlp.py), by Keras 3 on its torch backend and by a hand-written
-PyTorch loop. Keras and PyTorch run in subprocesses (their environment and
-thread pools do not leak into the others) with torch's thread count set to
-neuraxis's. Every number in one report comes from the same invocation and the
-same data; the ratios compare columns of the same run. See bench/README.md.
+PyTorch loop. Each library trains in its own fresh subprocess (no environment
+variable or thread pool of one leaks into another; KERAS_BACKEND=torch is set
+only for Keras), with torch's thread count set to neuraxis's. Every number in
+one report comes from the same invocation and the same data; the ratios
+compare columns of the same run. See bench/README.md.
 """
 import argparse
 import importlib.metadata
@@ -278,6 +279,10 @@ def print_results(res, epochs):
                   f"total {fmt_time(r['total_s'])} ({e} epochs), "
                   f"test accuracy {r['accuracy']:.4f}, last train loss {r['train_loss']:.4f}")
             print(f"  {'':<16}  epochs: " + ", ".join(fmt_time(t) for t in r["epoch_s"]))
+            later = r["epoch_s"][1:]
+            if len(later) >= 2 and max(later) > 3 * min(later):
+                print(f"  {'':<16}  WARNING: epochs 2..{e} vary {max(later) / min(later):.0f}x "
+                      "(stalls, e.g. spinning thread pools on busy cores); rerun with --repeat")
         elif r.get("skipped"):
             print(f"  {LIB_TITLES[lib]:<16}: SKIPPED ({r['skipped']})")
         else:
@@ -358,7 +363,7 @@ def main(argv=None):
     ap.add_argument("--keras-epochs", type=int, default=None,
                     help="fewer epochs for Keras only, if it is very slow (>= 2)")
     ap.add_argument("--json", metavar="PATH", help="write the raw numbers to PATH")
-    ap.add_argument("--worker", choices=("keras", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=LIBS, help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
@@ -413,7 +418,8 @@ def main(argv=None):
           f"keras {v['keras'] or 'not installed'}")
     print(f"threads : --threads={args.threads or 'default'}; "
           f"neuraxis.get_num_threads()={t['neuraxis_num_threads']}; "
-          f"torch.set_num_threads({threads}) in the Keras and PyTorch subprocesses")
+          f"torch.set_num_threads({threads}) in the Keras and PyTorch subprocesses; "
+          "one fresh subprocess per library")
     for p in t["threadpools"]:
         print(f"          threadpoolctl: {p['internal_api']} {p['version'] or ''} "
               f"({p['user_api']}, {p['library']}) num_threads={p['num_threads']}"
