@@ -1,0 +1,27 @@
+"""The README's Python examples run as written (progress output silenced)."""
+import pathlib
+import re
+
+import pytest
+
+import neuraxis.layers  # noqa: F401  (imported outside output capture: an editable
+import neuraxis.models  # noqa: F401   install may rebuild on first import)
+import neuraxis.neural_network  # noqa: F401
+import neuraxis.utils  # noqa: F401
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_readme_has_examples():
+    assert len(BLOCKS) >= 2
+
+
+@pytest.mark.parametrize("i", range(len(BLOCKS)))
+def test_readme_example_runs(i, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = BLOCKS[i].replace("epochs=30)", "epochs=30, verbose=0)")
+    exec(compile(code, f"README.md example {i}", "exec"), {})
+    out = capsys.readouterr().out
+    scores = [float(x) for x in re.findall(r"(?<![\d.])0\.\d+", out)]
+    assert scores and max(scores) > 0.7  # the printed score / accuracy (chance: 0.5, 0.1)
