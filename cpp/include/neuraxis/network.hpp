@@ -95,10 +95,16 @@ class Network {
     void forward(const std::vector<T*>& params, const T* x, idx m, const std::vector<T*>& pre,
                  const std::vector<T*>& outs, const std::vector<T*>& masks, idx row0,
                  std::uint64_t seed, bool* nonfinite) const;
+    // Full-batch objective and gradient (lbfgs path), L2 term included.
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads, const T* x,
-                    const T* y, const T* sw, idx m, double alpha, double sumsq, bool fold_reg,
-                    double* sw_sum_out, bool training, idx row0, std::uint64_t seed,
-                    const std::vector<MetricSpec>* metrics, std::vector<double>* metric_sums);
+                    const T* y, const T* sw, idx m, double alpha, double sumsq);
+    // Forward + backward of one thread's rows; returns its sum of w_i * loss_i.
+    double rows_pass(const std::vector<T*>& params, const std::vector<T*>& G, const T* x,
+                     const T* y, const T* sw, idx r0, idx r1, double scale, bool use_masks,
+                     idx row0, std::uint64_t seed, const std::vector<MetricSpec>* metrics,
+                     double* met);
+    std::vector<T*> thread_grads(int t, const std::vector<T*>& grads);
+    int threads_for(idx rows) const;
     double sum_sq_weights(const std::vector<T*>& params) const;
     void reserve(idx batch);
     void ensure_thread_grads(int nt);

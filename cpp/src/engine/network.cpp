@@ -153,126 +153,132 @@ void Network<T>::ensure_thread_grads(int nt) {
 }
 
 template <class T>
-double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
-                            const T* x, const T* y, const T* sw, idx m, double alpha,
-                            double sumsq, bool fold_reg, double* sw_sum_out, bool training,
-                            idx row0, std::uint64_t seed, const std::vector<MetricSpec>* metrics,
-                            std::vector<double>* metric_sums) {
-    const std::size_t L = layers_.size();
-    const idx k = n_out();
-    double sw_sum = double(m);
-    if (sw) {
-        sw_sum = 0.0;
-        for (idx i = 0; i < m; ++i) sw_sum += sw[i];
-    }
-    if (sw_sum_out) *sw_sum_out = sw_sum;
-    const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
-    const bool fused = canonical() && layers_.back().dropout == 0.0;
-    const bool use_masks = training && any_dropout_;
-    const std::size_t nmet = metrics ? metrics->size() : 0;
-
-    // Data parallel over the batch: each thread runs forward and backward on
-    // its own block of rows with single-threaded BLAS, into its own gradient
-    // buffers; the partial gradients are then added in thread order. One
-    // fork/join per batch instead of one per product, and a fixed reduction
-    // order, so the same thread count gives bit-identical results.
+int Network<T>::threads_for(idx m) const {
     idx macs_per_row = 0;
     for (const auto& s : layers_) macs_per_row += s.in * s.out;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     nt = int(std::min<idx>(nt, std::max<idx>(1, m / 8)));
     if (double(macs_per_row) * double(m) * 3.0 < 3.0e5) nt = 1;
-    ensure_thread_grads(nt);
-    std::vector<double> part_loss(nt, 0.0);
-    std::vector<std::vector<double>> part_met(nt, std::vector<double>(nmet, 0.0));
-    int started = 1;  // OpenMP may start fewer threads than asked (dynamic teams, limits)
+    return nt;
+}
 
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num();
-        const int T_ = omp_get_num_threads();
-        if (t == 0) started = T_;
-        const idx r0 = m * t / T_, r1 = m * (t + 1) / T_, mr = r1 - r0;
-        std::vector<T*> pre(L), outs(L), masks, deltas(L);
-        if (use_masks) masks.resize(L);
-        for (std::size_t l = 0; l < L; ++l) {
-            const idx w = layers_[l].out;
-            pre[l] = pre_[l].data() + r0 * w;
-            deltas[l] = deltas_[l].data() + r0 * w;
-            const bool drop = use_masks && layers_[l].dropout > 0.0;
-            outs[l] = drop ? outs_[l].data() + r0 * w : pre[l];
-            if (use_masks) masks[l] = drop ? masks_[l].data() + r0 * w : nullptr;
+// Forward and backward on rows [r0, r1) of a batch (x, y, sw point at the
+// batch's first row); this thread's gradients go to G. Returns sum_i w_i l_i
+// over its rows; adds sum_i (w_i) metric_i to met.
+template <class T>
+double Network<T>::rows_pass(const std::vector<T*>& params, const std::vector<T*>& G, const T* x,
+                             const T* y, const T* sw, idx r0, idx r1, double scale, bool use_masks,
+                             idx row0, std::uint64_t seed, const std::vector<MetricSpec>* metrics,
+                             double* met) {
+    const std::size_t L = layers_.size();
+    const idx k = n_out(), mr = r1 - r0;
+    std::vector<T*> pre(L), outs(L), masks, deltas(L);
+    if (use_masks) masks.resize(L);
+    for (std::size_t l = 0; l < L; ++l) {
+        const idx w = layers_[l].out;
+        pre[l] = pre_[l].data() + r0 * w;
+        deltas[l] = deltas_[l].data() + r0 * w;
+        const bool drop = use_masks && layers_[l].dropout > 0.0;
+        outs[l] = drop ? outs_[l].data() + r0 * w : pre[l];
+        if (use_masks) masks[l] = drop ? masks_[l].data() + r0 * w : nullptr;
+    }
+    const T* xr = x + r0 * n_in();
+    const T* yr = y + r0 * k;
+    const T* swr = sw ? sw + r0 : nullptr;
+    double wl = 0.0;
+    if (mr > 0) {
+        forward(params, xr, mr, pre, outs, masks, row0 + r0, seed, nullptr);
+        const T* P = outs[L - 1];
+        double w = double(mr);
+        if (swr) {
+            w = 0.0;
+            for (idx i = 0; i < mr; ++i) w += swr[i];
         }
-        const T* xr = x + r0 * n_in();
-        const T* yr = y + r0 * k;
-        const T* swr = sw ? sw + r0 : nullptr;
-        if (mr > 0) {
-            forward(params, xr, mr, pre, outs, masks, row0 + r0, seed, nullptr);
-            const T* P = outs[L - 1];
-            double w = double(mr);
-            if (swr) {
-                w = 0.0;
-                for (idx i = 0; i < mr; ++i) w += swr[i];
-            }
-            part_loss[t] = w > 0 ? loss_value(loss_, P, yr, swr, mr, k) * w : 0.0;
-            for (std::size_t j = 0; j < nmet; ++j)
-                part_met[t][j] = metric_sum((*metrics)[j].metric, P, yr,
-                                            (*metrics)[j].weighted ? swr : nullptr, mr, k);
-            if (fused) {  // dZ = c (P - Y) sw scale
-                loss_delta(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
-            } else {  // dP, through dropout and the output activation
-                loss_grad_output(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
-                if (use_masks && layers_[L - 1].dropout > 0.0)
-                    for (idx i = 0; i < mr * k; ++i) deltas[L - 1][i] *= masks[L - 1][i];
-                act_backward(layers_[L - 1].act, pre[L - 1], deltas[L - 1], mr, k);
-            }
-        }
-        for (std::size_t l = L; l-- > 0;) {
-            const LayerSpec& s = layers_[l];
-            T* dX = l == 0 ? nullptr : deltas[l - 1];
-            if (s.kind == LayerKind::dense) {
-                const int p = pidx_[l];
-                T* dW = t == 0 ? grads[p] : tgrads_[t - 1][p].data();
-                T* db = t == 0 ? grads[p + 1] : tgrads_[t - 1][p + 1].data();
-                const T* a_in = l == 0 ? xr : outs[l - 1];
-                // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (zero rows: zero grads)
-                dense_backward(a_in, mr, s.in, params[p], s.out, deltas[l], dX, dW, db, T(0));
-            } else if (dX && mr > 0) {
-                std::memcpy(dX, deltas[l], sizeof(T) * mr * s.out);
-            }
-            if (dX && mr > 0) {
-                const LayerSpec& below = layers_[l - 1];
-                if (use_masks && below.dropout > 0.0)
-                    for (idx i = 0; i < mr * below.out; ++i) dX[i] *= masks[l - 1][i];
-                act_backward(below.act, pre[l - 1], dX, mr, below.out);
-            }
+        wl = w > 0 ? loss_value(loss_, P, yr, swr, mr, k) * w : 0.0;
+        if (metrics)
+            for (std::size_t j = 0; j < metrics->size(); ++j)
+                met[j] += metric_sum((*metrics)[j].metric, P, yr,
+                                     (*metrics)[j].weighted ? swr : nullptr, mr, k);
+        if (canonical() && layers_.back().dropout == 0.0) {  // dZ = c (P - Y) sw scale
+            loss_delta(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
+        } else {  // dP, through dropout and the output activation
+            loss_grad_output(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
+            if (use_masks && layers_[L - 1].dropout > 0.0)
+                for (idx i = 0; i < mr * k; ++i) deltas[L - 1][i] *= masks[L - 1][i];
+            act_backward(layers_[L - 1].act, pre[L - 1], deltas[L - 1], mr, k);
         }
     }
+    for (std::size_t l = L; l-- > 0;) {
+        const LayerSpec& s = layers_[l];
+        T* dX = l == 0 ? nullptr : deltas[l - 1];
+        if (s.kind == LayerKind::dense) {
+            const int p = pidx_[l];
+            const T* a_in = l == 0 ? xr : outs[l - 1];
+            // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (no rows: zero grads)
+            dense_backward(a_in, mr, s.in, params[p], s.out, deltas[l], dX, G[p], G[p + 1], T(0));
+        } else if (dX && mr > 0) {
+            std::memcpy(dX, deltas[l], sizeof(T) * mr * s.out);
+        }
+        if (dX && mr > 0) {
+            const LayerSpec& below = layers_[l - 1];
+            if (use_masks && below.dropout > 0.0)
+                for (idx i = 0; i < mr * below.out; ++i) dX[i] *= masks[l - 1][i];
+            act_backward(below.act, pre[l - 1], dX, mr, below.out);
+        }
+    }
+    return wl;
+}
 
+template <class T>
+std::vector<T*> Network<T>::thread_grads(int t, const std::vector<T*>& grads) {
+    if (t == 0) return grads;
+    std::vector<T*> G(grads.size());
+    for (std::size_t p = 0; p < grads.size(); ++p) G[p] = tgrads_[t - 1][p].data();
+    return G;
+}
+
+// Full-batch objective and gradient (lbfgs): rows split over threads, the
+// partial gradients added in thread order, then the L2 term.
+template <class T>
+double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
+                            const T* x, const T* y, const T* sw, idx m, double alpha,
+                            double sumsq) {
+    double sw_sum = double(m);
+    if (sw) {
+        sw_sum = 0.0;
+        for (idx i = 0; i < m; ++i) sw_sum += sw[i];
+    }
+    const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
+    int nt = threads_for(m);
+    ensure_thread_grads(nt);
+    std::vector<double> part_loss(nt, 0.0);
+    int started = 1;  // OpenMP may start fewer threads than asked
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
+        if (t == 0) started = T_;
+        part_loss[t] = rows_pass(params, thread_grads(t, grads), x, y, sw, m * t / T_,
+                                 m * (t + 1) / T_, scale, false, 0, 0, nullptr, nullptr);
+    }
     nt = started;
-    // Add the per-thread partial gradients, in thread order.
     const T reg = T(alpha / sw_sum);
     for (std::size_t p = 0; p < grads.size(); ++p) {
         const idx sz = psize_[p];
         T* g = grads[p];
         const T* W = params[p];
-        const bool add_reg = p % 2 == 0 && alpha != 0.0 && !fold_reg;
-        if (nt == 1 && !add_reg) continue;
+        const bool add_reg = p % 2 == 0 && alpha != 0.0;
 #pragma omp parallel for schedule(static) if (sz * nt > kParallelThreshold)
         for (idx i = 0; i < sz; ++i) {
             T acc = g[i];
             for (int t = 1; t < nt; ++t) acc += tgrads_[t - 1][p][i];
-            if (add_reg) acc += reg * W[i];  // dW += alpha/sw_sum * W (lbfgs path)
+            if (add_reg) acc += reg * W[i];  // dW += alpha/sw_sum * W
             g[i] = acc;
         }
     }
     double loss = 0.0;
     for (int t = 0; t < nt; ++t) loss += part_loss[t];
     loss *= reduction_ == Reduction::weights ? (sw_sum > 0 ? 1.0 / sw_sum : 0.0) : 1.0 / double(m);
-    // objective = mean loss + alpha / (2 sw_sum) * sum ||W||^2
     if (alpha != 0.0) loss += 0.5 * alpha * sumsq / sw_sum;
-    if (metric_sums)
-        for (int t = 0; t < nt; ++t)
-            for (std::size_t j = 0; j < nmet; ++j) (*metric_sums)[j] += part_met[t][j];
     return loss;
 }
 
@@ -280,8 +286,8 @@ template <class T>
 BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& opt,
                                       OptState<T>& state, const T* X, const T* Y, const T* sw,
                                       idx n, const std::int64_t* perm, idx batch, idx first,
-                                      idx count, double alpha, const std::vector<MetricSpec>& metrics,
-                                      std::uint64_t seed,
+                                      idx count, double alpha,
+                                      const std::vector<MetricSpec>& metrics, std::uint64_t seed,
                                       const std::function<bool()>& interrupted) {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     if (batch < 1) throw ValueError("batch size must be >= 1");
@@ -294,7 +300,8 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     if (rms && opt.momentum != 0.0 && state.v.empty())
         throw ValueError("RMSprop with momentum needs a momentum buffer per parameter (v)");
     BatchTotals tot;
-    tot.metric_sums.assign(metrics.size(), 0.0);
+    const std::size_t nmet = metrics.size();
+    tot.metric_sums.assign(nmet, 0.0);
     if (n == 0) return tot;
     batch = std::min(batch, n);
     reserve(batch);
@@ -304,50 +311,93 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     const idx n_batches = (n + batch - 1) / batch;
     const idx last = count < 0 ? n_batches : std::min(n_batches, first + count);
     double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;  // kept current by the steps
+    const bool use_masks = any_dropout_;
+    const int max_nt = threads_for(batch);
+    ensure_thread_grads(max_nt);
+    std::vector<double> part_loss(max_nt), part_sq(max_nt);
+    std::vector<std::vector<double>> part_met(max_nt, std::vector<double>(nmet));
 
     for (idx b = std::max<idx>(first, 0); b < last; ++b) {
         const idx start = b * batch, m = std::min(batch, n - start);
-        const T *xb = X + start * d, *yb = Y + start * k, *swb = sw ? sw + start : nullptr;
-        if (perm) {  // gather this batch's rows
-            const std::int64_t* p = perm + start;
-#pragma omp parallel for schedule(static) if (m * d > kParallelThreshold)
-            for (idx i = 0; i < m; ++i) {
-                std::memcpy(xbuf_.data() + i * d, X + p[i] * d, sizeof(T) * d);
-                std::memcpy(ybuf_.data() + i * k, Y + p[i] * k, sizeof(T) * k);
-                if (sw) swbuf_[i] = sw[p[i]];
-            }
-            xb = xbuf_.data(), yb = ybuf_.data(), swb = sw ? swbuf_.data() : nullptr;
+        const std::int64_t* pb = perm ? perm + start : nullptr;
+        const T *xb = perm ? xbuf_.data() : X + start * d;
+        const T *yb = perm ? ybuf_.data() : Y + start * k;
+        const T* swb = !sw ? nullptr : (perm ? swbuf_.data() : sw + start);
+        double sw_sum = double(m);
+        if (sw) {
+            sw_sum = 0.0;
+            for (idx i = 0; i < m; ++i) sw_sum += sw[pb ? pb[i] : start + i];
         }
-        double sw_sum = 0.0;
-        const double batch_loss = backprop(params, grads, xb, yb, swb, m, alpha, sumsq, true,
-                                           &sw_sum, true, start, seed, &metrics, &tot.metric_sums);
-        tot.loss_sum += batch_loss * double(m);
-        tot.rows += m;
-        tot.weight_sum += sw_sum;
-
+        const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
         // The L2 gradient alpha/sw_sum * W is added inside the step (weights only).
         const double reg = alpha != 0.0 ? alpha / sw_sum : 0.0;
-        const bool want = alpha != 0.0;
-        double new_sumsq = 0.0;
         opt.t += 1;
         double lr_t = opt.learning_rate;
         if (adam)
             lr_t = opt.learning_rate * std::sqrt(1.0 - std::pow(opt.beta_2, double(opt.t))) /
                    (1.0 - std::pow(opt.beta_1, double(opt.t)));
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            const bool weight = i % 2 == 0;
-            const double r = weight ? reg : 0.0;
-            if (adam)
-                new_sumsq += adam_step(params[i], state.m[i], state.v[i], grads[i], psize_[i], lr_t,
-                                       opt.beta_1, opt.beta_2, opt.epsilon, r, want && weight);
-            else if (sgd)
-                new_sumsq += sgd_step(params[i], state.m[i], grads[i], psize_[i], lr_t,
-                                      opt.momentum, opt.nesterov, r, want && weight);
-            else
-                new_sumsq += rmsprop_step(params[i], state.m[i], state.v.empty() ? nullptr : state.v[i],
-                             grads[i], psize_[i], lr_t, opt.rho, opt.epsilon, opt.momentum, r, want && weight);
+        const int nt = std::min(max_nt, threads_for(m));
+        int started = 1;
+
+        // One parallel region per batch: each thread gathers and trains on its
+        // rows, then (after the barrier) adds up and applies the gradients for
+        // its slice of every parameter, in thread order.
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
+            if (t == 0) started = T_;
+            const idx r0 = m * t / T_, r1 = m * (t + 1) / T_;
+            if (pb)
+                for (idx i = r0; i < r1; ++i) {
+                    std::memcpy(xbuf_.data() + i * d, X + pb[i] * d, sizeof(T) * d);
+                    std::memcpy(ybuf_.data() + i * k, Y + pb[i] * k, sizeof(T) * k);
+                    if (sw) swbuf_[i] = sw[pb[i]];
+                }
+            std::fill(part_met[t].begin(), part_met[t].end(), 0.0);
+            part_loss[t] = rows_pass(params, thread_grads(t, grads), xb, yb, swb, r0, r1, scale,
+                                     use_masks, start, seed, &metrics, part_met[t].data());
+#pragma omp barrier
+            double sq = 0.0;
+            for (std::size_t p = 0; p < params.size(); ++p) {
+                const idx sz = psize_[p], e0 = sz * t / T_, e1 = sz * (t + 1) / T_;
+                T* g = grads[p];
+                for (int u = 1; u < T_; ++u) {
+                    const T* gu = tgrads_[u - 1][p].data();
+                    for (idx i = e0; i < e1; ++i) g[i] += gu[i];
+                }
+                const bool weight = p % 2 == 0;
+                const double r = weight ? reg : 0.0;
+                const bool want = alpha != 0.0 && weight;
+                const idx len = e1 - e0;
+                if (len <= 0) continue;
+                if (adam)
+                    sq += adam_step(params[p] + e0, state.m[p] + e0, state.v[p] + e0, g + e0, len,
+                                    lr_t, opt.beta_1, opt.beta_2, opt.epsilon, r, want);
+                else if (sgd)
+                    sq += sgd_step(params[p] + e0, state.m[p] + e0, g + e0, len, lr_t,
+                                   opt.momentum, opt.nesterov, r, want);
+                else
+                    sq += rmsprop_step(params[p] + e0, state.m[p] + e0,
+                                       state.v.empty() ? nullptr : state.v[p] + e0, g + e0, len,
+                                       lr_t, opt.rho, opt.epsilon, opt.momentum, r, want);
+            }
+            part_sq[t] = sq;
         }
+
+        double wl = 0.0, new_sumsq = 0.0;
+        for (int t = 0; t < started; ++t) {
+            wl += part_loss[t];
+            new_sumsq += part_sq[t];
+            for (std::size_t j = 0; j < nmet; ++j) tot.metric_sums[j] += part_met[t][j];
+        }
+        double batch_loss = wl * (reduction_ == Reduction::weights
+                                      ? (sw_sum > 0 ? 1.0 / sw_sum : 0.0)
+                                      : 1.0 / double(m));
+        if (alpha != 0.0) batch_loss += 0.5 * alpha * sumsq / sw_sum;
         sumsq = new_sumsq;
+        tot.loss_sum += batch_loss * double(m);
+        tot.rows += m;
+        tot.weight_sum += sw_sum;
         if (interrupted && b + 1 < last && interrupted()) {
             tot.interrupted = true;
             break;
@@ -397,8 +447,7 @@ double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*
         throw ValueError("wrong number of parameter or gradient arrays");
     reserve(std::max<idx>(n, 1));
     const double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;
-    return backprop(params, grads, X, Y, sw, n, alpha, sumsq, /*fold_reg=*/false, nullptr,
-                    /*training=*/false, 0, 0, nullptr, nullptr);
+    return backprop(params, grads, X, Y, sw, n, alpha, sumsq);
 }
 
 template <class T>
