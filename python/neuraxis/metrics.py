@@ -19,15 +19,7 @@ import numpy as np
 
 from . import _keras_backend
 # Per sample: mean over outputs of (y - p)² / |y - p|: the same functions as the losses.
-from .losses import mean_absolute_error, mean_squared_error
-
-
-def _pair(y_true, y_pred):
-    y_pred = np.asarray(y_pred, dtype=np.float32)
-    y_true = np.asarray(y_true, dtype=np.float32)
-    if y_true.ndim == y_pred.ndim - 1:
-        y_true = y_true[..., None]
-    return y_true, y_pred
+from .losses import _pair, mean_absolute_error, mean_squared_error
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
