@@ -288,3 +288,29 @@ def test_to_categorical_like_keras():
     assert to_categorical([0, 1], num_classes=5).shape == (2, 5)
     with pytest.raises(ValueError, match="labels must be in"):
         to_categorical([0, 7], num_classes=3)
+
+
+def test_layers_are_callable_on_arrays_like_keras():
+    from neuraxis import layers as L
+
+    x = np.array([[-3.0, -1.0, 0.0, 2.0]], dtype=np.float32)
+    # the values of Keras's own layer docstrings / tests
+    np.testing.assert_allclose(L.LeakyReLU(negative_slope=0.5)(x), [[-1.5, -0.5, 0.0, 2.0]])
+    np.testing.assert_allclose(L.ReLU()(x), [[0.0, 0.0, 0.0, 2.0]])
+    np.testing.assert_allclose(L.ELU()(x), [[np.expm1(-3.0), np.expm1(-1.0), 0.0, 2.0]],
+                               rtol=1e-6)
+    e = np.exp(x - x.max())
+    np.testing.assert_allclose(L.Softmax()(x), e / e.sum(), rtol=1e-6)
+    np.testing.assert_allclose(L.Activation("tanh")(x), np.tanh(x), rtol=1e-6)
+    d = L.Dense(3, activation="relu", kernel_initializer="ones", bias_initializer="zeros")
+    out = d(np.ones((2, 5, 4), dtype=np.float32))  # Dense acts on the last axis
+    assert out.shape == (2, 5, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out, 4.0)
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 4"):
+        d(np.ones((1, 5)))
+    assert L.Flatten()(np.ones((2, 3, 4))).shape == (2, 12)
+    assert L.Reshape((2, -1))(np.ones((3, 4))).shape == (3, 2, 2)
+    drop = L.Dropout(0.5)
+    np.testing.assert_array_equal(drop(x), x)  # inference: identity
+    y = drop(np.ones((4, 1000), dtype=np.float32), training=True)
+    assert set(np.unique(y)) == {0.0, 2.0} and 0.4 < (y == 0).mean() < 0.6

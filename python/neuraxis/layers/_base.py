@@ -169,6 +169,58 @@ class Layer:
         raise NotImplementedError(
             f"Layer {type(self).__name__} has no engine implementation yet")
 
+    # --- eager call -----------------------------------------------------------------
+    def __call__(self, inputs, training=False, **kwargs):
+        """Apply the layer to an array, eagerly in float32, as a Keras layer is callable.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> from neuraxis.layers import LeakyReLU
+        >>> LeakyReLU(negative_slope=0.5)(np.array([[-2.0, 3.0]])).tolist()
+        [[-1.0, 3.0]]
+        """
+        if kwargs:
+            raise ValueError(f"Unrecognized arguments when calling {self.name}: {sorted(kwargs)}")
+        if type(inputs).__name__ == "KerasTensor":
+            raise NotImplementedError(
+                "Calling layers on symbolic inputs (the functional API) is not supported; "
+                "use Sequential([...]) instead")
+        x = np.asarray(inputs, dtype=np.float32)
+        if x.ndim < 2:
+            raise ValueError(f"Input 0 of layer \"{self.name}\" needs a batch dimension; "
+                             f"received input with shape {x.shape}")
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        return self._call_array(x, bool(training))
+
+    def _call_array(self, x, training):
+        from .. import _keras_backend, ops
+
+        op = self._engine_op()
+        if op[0] == "dense":
+            W = self.weights[0]
+            if x.shape[-1] != W.shape[0]:
+                raise ValueError(
+                    f"Input 0 of layer \"{self.name}\" is incompatible with the layer: expected "
+                    f"axis -1 of input shape to have value {W.shape[0]}, but received input with "
+                    f"shape {x.shape}")
+            _, units, act, alpha = op
+            z = ops.dense_forward(x.reshape(-1, x.shape[-1]), W, self.weights[1])
+            return ops.activation_forward(z, act, alpha).reshape(x.shape[:-1] + (units,))
+        if op[0] == "activation":
+            _, act, alpha = op
+            return ops.activation_forward(x.reshape(-1, x.shape[-1]), act,
+                                          alpha).reshape(x.shape)
+        if op[0] == "dropout":
+            rate = op[1]
+            if not training or rate == 0:
+                return x
+            mask = ops.dropout_mask(_keras_backend.draw_seed(), 0, 0, 1, x.size, rate)
+            return (x.reshape(-1) * mask.reshape(-1).astype(np.float32)).reshape(x.shape)
+        out = self.compute_output_shape((None,) + x.shape[1:])  # Flatten, Reshape, Input
+        return np.ascontiguousarray(x).reshape((x.shape[0],) + tuple(out[1:]))
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
