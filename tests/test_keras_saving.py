@@ -236,3 +236,23 @@ def test_model_built_from_data_round_trips(tmp_path):
     assert m2.input_shape == (None, 6) and m2.optimizer.get_config() == m.optimizer.get_config()
     np.testing.assert_array_equal(m2.predict(X, verbose=0), m.predict(X, verbose=0))
     assert m2.evaluate(X, Y, verbose=0, return_dict=True).keys() == {"loss", "acc", "mse"}
+
+
+def test_pickle_and_deepcopy_keep_training_state():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    m = Sequential([Input((4,)), Dense(8, activation="relu"), Dense(1, activation="sigmoid")])
+    m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    m.fit(X, y, epochs=2, verbose=0)
+    for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        np.testing.assert_array_equal(clone.predict(X, verbose=0), m.predict(X, verbose=0))
+    m2 = pickle.loads(pickle.dumps(m))
+    a = m2.fit(X, y, epochs=1, verbose=0, shuffle=False).history
+    b = m.fit(X, y, epochs=1, verbose=0, shuffle=False).history
+    assert a == b  # the optimizer state travelled too
+    for w1, w2 in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(w1, w2)

@@ -44,6 +44,16 @@ class Sequential:
     7510
     """
 
+    # pickle / deepcopy: the engine network is a cache, rebuilt on the next call
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_net"] = None
+        state["_net_key"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     def __init__(self, layers=None, trainable=True, name=None):
         self.name = name or _keras_backend.unique_name("sequential")
         self.trainable = bool(trainable)
