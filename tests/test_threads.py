@@ -132,3 +132,15 @@ def test_dense_forward_is_deterministic_for_a_thread_count(dtype, restore_thread
     for n in runs:
         np.testing.assert_allclose(runs[n][0], exact, **tight)
     np.testing.assert_allclose(runs[1][0], runs[2][0], **tight)
+
+
+def test_omp_num_threads_is_honoured():
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c",
+                          "import neuraxis; print('threads', neuraxis.get_num_threads())"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "threads 1" in out.stdout
