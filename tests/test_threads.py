@@ -144,3 +144,15 @@ def test_omp_num_threads_is_honoured():
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "threads 1" in out.stdout
+
+
+def test_engine_puts_openblas_back_to_one_thread_before_training(restore_threads):
+    # threadpoolctl (or another library) may raise OpenBLAS's own count; the engine's
+    # GEMMs run inside OpenMP regions, so it must not nest a second pool there.
+    from neuraxis.neural_network import MLPClassifier
+
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(64, 5), np.arange(64) % 2
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+        assert _neuraxis_blas()["num_threads"] == 1

@@ -96,6 +96,7 @@ double rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rh
 
 // ---- threads (threads.cpp) ---------------------------------------------------
 void init_threads();
+void ensure_single_threaded_blas();
 void set_num_threads(int n);
 int get_num_threads();
 int blas_num_threads();

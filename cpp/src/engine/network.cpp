@@ -303,6 +303,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     const std::size_t nmet = metrics.size();
     tot.metric_sums.assign(nmet, 0.0);
     if (n == 0) return tot;
+    ensure_single_threaded_blas();
     batch = std::min(batch, n);
     reserve(batch);
     std::vector<T*> grads(grads_.size());
@@ -446,6 +447,7 @@ double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*
     if (params.size() != psize_.size() || grads.size() != params.size())
         throw ValueError("wrong number of parameter or gradient arrays");
     reserve(std::max<idx>(n, 1));
+    ensure_single_threaded_blas();
     const double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;
     return backprop(params, grads, X, Y, sw, n, alpha, sumsq);
 }
@@ -463,6 +465,7 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* ou
     }
     const idx d = n_in(), k = n_out();
     bool nonfinite = false;
+    if (n > 1) ensure_single_threaded_blas();
     for (idx start = 0; start < n; start += chunk) {
         const idx m = std::min(chunk, n - start);
         acts[L - 1] = out + start * k;  // the last layer writes straight into `out`

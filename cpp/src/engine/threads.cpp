@@ -10,6 +10,12 @@ namespace neuraxis {
 
 void init_threads() { scipy_openblas_set_num_threads(1); }
 
+// Something (threadpoolctl, another library) may have raised OpenBLAS's own
+// thread count; our GEMMs run inside OpenMP regions, where that would nest.
+void ensure_single_threaded_blas() {
+    if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
+}
+
 void set_num_threads(int n) {
     if (n < 1) throw ValueError("the number of threads must be >= 1, got " + std::to_string(n));
     omp_set_num_threads(n);
