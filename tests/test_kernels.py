@@ -516,3 +516,30 @@ def test_output_dtype_follows_input_dtype(dtype, rng):
 def test_mismatched_shapes_raise_value_error(call, dtype):
     with pytest.raises(ValueError):
         call(dtype)
+
+
+# Shapes big enough for the engine's own AVX-512 GEMM (when the CPU has it): tails in
+# M and N, depth over one k block (256), every transpose the engine uses.
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n, d, h", [(37, 300, 45), (8, 513, 33), (200, 784, 100), (9, 17, 129)])
+def test_dense_large_odd_shapes_match_numpy(dtype, rtol, n, d, h):
+    rng = np.random.default_rng(n + d + h)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    W = rng.normal(size=(d, h)).astype(dtype)
+    b = rng.normal(size=h).astype(dtype)
+    dY = rng.normal(size=(n, h)).astype(dtype)
+    X64, W64, dY64 = X.astype(np.float64), W.astype(np.float64), dY.astype(np.float64)
+    Y = ops.dense_forward(X, W, b)
+    assert Y.dtype == dtype
+    scale = np.sqrt(d)  # sums of d products of unit normals
+    np.testing.assert_allclose(Y, X64 @ W64 + b, rtol=rtol, atol=rtol * scale)
+    dX, dW, db = ops.dense_backward(X, W, dY)
+    np.testing.assert_allclose(dX, dY64 @ W64.T, rtol=rtol, atol=rtol * np.sqrt(h))
+    np.testing.assert_allclose(dW, X64.T @ dY64, rtol=rtol, atol=rtol * np.sqrt(n))
+    np.testing.assert_allclose(db, dY64.sum(0), rtol=rtol, atol=rtol * np.sqrt(n))
+
+
+def test_gemm_kernel_is_reported():
+    from neuraxis import _core
+
+    assert _core.gemm_kernel() in ("OpenBLAS",) or _core.gemm_kernel().startswith("neuraxis")

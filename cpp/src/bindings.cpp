@@ -9,6 +9,9 @@
 
 #include "neuraxis/kernels.hpp"
 #include "neuraxis/network.hpp"
+#ifdef NEURAXIS_AVX512
+#include "neuraxis/gemm_avx512.hpp"
+#endif
 
 namespace py = pybind11;
 using namespace neuraxis;
@@ -455,6 +458,12 @@ PYBIND11_MODULE(_core, m) {
     m.def("blas_num_threads", &blas_num_threads);
     m.def("blas_config", &blas_config);
     m.def("simd_level", &simd_level);
+    m.def("gemm_kernel", []() -> std::string {
+#ifdef NEURAXIS_AVX512
+        if (gemm_avx512_available()) return "neuraxis AVX-512 (products >= 4096 multiply-adds)";
+#endif
+        return "OpenBLAS";
+    });
 #ifdef NEURAXIS_VERSION
     m.attr("__version__") = NEURAXIS_VERSION;
 #endif

@@ -10,7 +10,14 @@
 #include <algorithm>
 #include <cblas.h>
 
+#ifdef NEURAXIS_AVX512
+#include "neuraxis/gemm_avx512.hpp"
+#endif
+
 namespace neuraxis {
+
+// Products at least this big go to our AVX-512 GEMM when the CPU has it.
+constexpr double kOwnGemmMinMacs = 4096;
 
 // One row of C (M == 1) goes to GEMV: GEMM would first pack all of B, which
 // costs more than the product itself for a single sample (predict latency).
@@ -21,6 +28,12 @@ inline void gemm1(bool ta, bool tb, int M, int N, int K, float alpha, const floa
                           alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
         return;
     }
+#ifdef NEURAXIS_AVX512
+    if (double(M) * N * K >= kOwnGemmMinMacs && gemm_avx512_available()) {
+        gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
     scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                       M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -31,6 +44,12 @@ inline void gemm1(bool ta, bool tb, int M, int N, int K, double alpha, const dou
                           alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
         return;
     }
+#ifdef NEURAXIS_AVX512
+    if (double(M) * N * K >= kOwnGemmMinMacs && gemm_avx512_available()) {
+        gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
     scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                       M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -1,0 +1,191 @@
+// An AVX-512 GEMM for the shapes the engine runs (tens to hundreds of rows,
+// columns and depth), used instead of OpenBLAS's when the CPU has AVX-512:
+// some OpenBLAS builds/settings pick their AVX2 kernels on such CPUs.
+// This file alone is compiled with AVX-512 flags; it is only called after a
+// runtime cpuid check (gemm_avx512_available), so the wheel stays portable.
+//
+// C(M,N) = alpha * op(A) @ op(B) + beta * C, row-major. B is packed into
+// k-major panels of NR columns, A into k-major panels of MR rows; an
+// MR x NR register tile accumulates over a KC-deep block of k.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "neuraxis/gemm_avx512.hpp"
+
+namespace neuraxis {
+
+namespace {
+
+constexpr int KC = 256;
+
+template <class T>
+struct Simd;
+
+template <>
+struct Simd<float> {
+    using V = __m512;
+    using M = __mmask16;
+    static constexpr int W = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V set1(float x) { return _mm512_set1_ps(x); }
+    static V load(const float* p) { return _mm512_loadu_ps(p); }
+    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static V mload(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static void mstore(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+
+template <>
+struct Simd<double> {
+    using V = __m512d;
+    using M = __mmask8;
+    static constexpr int W = 8;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V set1(double x) { return _mm512_set1_pd(x); }
+    static V load(const double* p) { return _mm512_loadu_pd(p); }
+    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+    static V mload(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+    static void mstore(double* p, M m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+};
+
+constexpr int MR = 8;  // rows of the register tile; NR = 2 vectors
+
+template <class T>
+inline typename Simd<T>::M mask_for(int n) {
+    using S = Simd<T>;
+    if (n >= S::W) return typename S::M(~0u);
+    if (n <= 0) return typename S::M(0);
+    return typename S::M((1u << n) - 1u);
+}
+
+// c(mr x nr) (+)= alpha * Ap(kc x MR)^T Bp(kc x NR); the first k block applies beta.
+template <class T>
+inline void micro(int kc, const T* __restrict Ap, const T* __restrict Bp, T* C, int ldc, int mr,
+                  int nr, T alpha, T beta, bool first) {
+    using S = Simd<T>;
+    constexpr int W = S::W;
+    typename S::V c0[MR], c1[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) c0[i] = S::zero(), c1[i] = S::zero();
+    for (int k = 0; k < kc; ++k) {
+        const typename S::V b0 = S::load(Bp + k * 2 * W), b1 = S::load(Bp + k * 2 * W + W);
+        const T* a = Ap + k * MR;
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            const typename S::V ai = S::set1(a[i]);
+            c0[i] = S::fma(ai, b0, c0[i]);
+            c1[i] = S::fma(ai, b1, c1[i]);
+        }
+    }
+    const typename S::M m0 = mask_for<T>(nr), m1 = mask_for<T>(nr - W);
+    const typename S::V va = S::set1(alpha), vb = S::set1(first ? beta : T(1));
+    const bool read_c = !first || beta != T(0);
+    for (int i = 0; i < mr; ++i) {
+        T* row = C + std::size_t(i) * ldc;
+        typename S::V r0 = S::mul(va, c0[i]), r1 = S::mul(va, c1[i]);
+        if (read_c) {
+            r0 = S::fma(vb, S::mload(m0, row), r0);
+            r1 = S::fma(vb, S::mload(m1, row + W), r1);
+        }
+        S::mstore(row, m0, r0);
+        if (nr > W) S::mstore(row + W, m1, r1);
+    }
+}
+
+template <class T>
+void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
+               int ldb, T beta, T* C, int ldc) {
+    using S = Simd<T>;
+    constexpr int W = S::W, NR = 2 * W;
+    if (K == 0) {  // C = beta * C
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) C[std::size_t(i) * ldc + j] *= beta;
+        return;
+    }
+    const int npan = (N + NR - 1) / NR, mpan = (M + MR - 1) / MR;
+    thread_local std::vector<T> bpack, apack;  // grown once, reused
+    for (int p0 = 0; p0 < K; p0 += KC) {
+        const int kc = std::min(KC, K - p0);
+        const bool first = p0 == 0;
+        // B block (kc x N) -> npan k-major panels of kc x NR, zero padded
+        bpack.resize(std::size_t(npan) * kc * NR);
+        for (int jp = 0; jp < npan; ++jp) {
+            T* dst = bpack.data() + std::size_t(jp) * kc * NR;
+            const int j0 = jp * NR, nr = std::min(NR, N - j0);
+            if (!tb) {
+                const typename S::M m0 = mask_for<T>(nr), m1 = mask_for<T>(nr - W);
+                for (int k = 0; k < kc; ++k) {
+                    const T* src = B + std::size_t(p0 + k) * ldb + j0;
+                    _mm512_storeu_si512(dst + k * NR, (__m512i)S::mload(m0, src));
+                    _mm512_storeu_si512(dst + k * NR + W, (__m512i)S::mload(m1, src + W));
+                }
+            } else {  // op(B)(k, j) = B[j][k]
+                for (int k = 0; k < kc; ++k)
+                    for (int j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
+                for (int j = 0; j < nr; ++j) {
+                    const T* src = B + std::size_t(j0 + j) * ldb + p0;
+                    for (int k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+                }
+            }
+        }
+        // A block (M x kc) -> mpan k-major panels of kc x MR, zero padded
+        apack.resize(std::size_t(mpan) * kc * MR);
+        for (int ip = 0; ip < mpan; ++ip) {
+            T* dst = apack.data() + std::size_t(ip) * kc * MR;
+            const int i0 = ip * MR, mr = std::min(MR, M - i0);
+            if (ta) {  // op(A)(i, k) = A[k][i]: MR consecutive values of A's row k
+                for (int k = 0; k < kc; ++k) {
+                    const T* src = A + std::size_t(p0 + k) * lda + i0;
+                    for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : T(0);
+                }
+            } else {
+                for (int i = 0; i < MR; ++i) {
+                    if (i >= mr) {
+                        for (int k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
+                        continue;
+                    }
+                    const T* src = A + std::size_t(i0 + i) * lda + p0;
+                    for (int k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+                }
+            }
+        }
+        for (int jp = 0; jp < npan; ++jp) {
+            const int j0 = jp * NR, nr = std::min(NR, N - j0);
+            const T* bp = bpack.data() + std::size_t(jp) * kc * NR;
+            for (int ip = 0; ip < mpan; ++ip) {
+                const int i0 = ip * MR, mr = std::min(MR, M - i0);
+                micro<T>(kc, apack.data() + std::size_t(ip) * kc * MR, bp,
+                         C + std::size_t(i0) * ldc + j0, ldc, mr, nr, alpha, beta, first);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+bool gemm_avx512_available() {
+    static const bool ok = [] {
+        if (const char* e = std::getenv("NEURAXIS_GEMM"))
+            if (std::strcmp(e, "openblas") == 0) return false;
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") != 0;
+    }();
+    return ok;
+}
+
+void gemm_avx512(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+                 const float* B, int ldb, float beta, float* C, int ldc) {
+    gemm_impl<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_avx512(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
+                 const double* B, int ldb, double beta, double* C, int ldc) {
+    gemm_impl<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace neuraxis
