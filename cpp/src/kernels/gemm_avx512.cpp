@@ -97,6 +97,59 @@ inline void micro(int kc, const T* __restrict Ap, const T* __restrict Bp, T* C, 
     }
 }
 
+// dst[k * 8 + i] = src[i * lda + k] for 8 rows, 8 k at a time by an in-register
+// 8x8 transpose (float); returns how many k it packed (the rest is done by the caller).
+inline int pack_rows8(const float* src, int lda, int kc, float* dst) {
+    static_assert(MR == 8, "pack_rows8 transposes 8 rows");
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + std::size_t(i) * lda + k);
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+        const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+        const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+        const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+        const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+        float* d = dst + std::size_t(k) * 8;
+        _mm256_storeu_ps(d + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(d + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(d + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(d + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(d + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(d + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(d + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(d + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    return k;
+}
+// The same for double: two 4x4 transposes (rows 0-3 and 4-7) per 4 k.
+inline int pack_rows8(const double* src, int lda, int kc, double* dst) {
+    int k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        for (int h = 0; h < 2; ++h) {
+            const double* s = src + std::size_t(4 * h) * lda + k;
+            const __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lda);
+            const __m256d r2 = _mm256_loadu_pd(s + 2 * std::size_t(lda));
+            const __m256d r3 = _mm256_loadu_pd(s + 3 * std::size_t(lda));
+            const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+            const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+            double* d = dst + std::size_t(k) * 8 + 4 * h;
+            _mm256_storeu_pd(d + 0, _mm256_permute2f128_pd(t0, t2, 0x20));
+            _mm256_storeu_pd(d + 8, _mm256_permute2f128_pd(t1, t3, 0x20));
+            _mm256_storeu_pd(d + 16, _mm256_permute2f128_pd(t0, t2, 0x31));
+            _mm256_storeu_pd(d + 24, _mm256_permute2f128_pd(t1, t3, 0x31));
+        }
+    }
+    return k;
+}
+
 template <class T>
 void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
                int ldb, T beta, T* C, int ldc) {
@@ -144,13 +197,15 @@ void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int l
                     for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : T(0);
                 }
             } else {
-                for (int i = 0; i < MR; ++i) {
+                int k0 = 0;
+                if (mr == MR) k0 = pack_rows8(A + std::size_t(i0) * lda + p0, lda, kc, dst);
+                for (int i = 0; i < MR && k0 < kc; ++i) {
                     if (i >= mr) {
-                        for (int k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
+                        for (int k = k0; k < kc; ++k) dst[k * MR + i] = T(0);
                         continue;
                     }
                     const T* src = A + std::size_t(i0 + i) * lda + p0;
-                    for (int k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+                    for (int k = k0; k < kc; ++k) dst[k * MR + i] = src[k];
                 }
             }
         }
