@@ -22,6 +22,10 @@ const char* activation_name(Act a);
 // y = f(z), in place on an (n, k) block.
 template <class T>
 void act_forward(Activation a, T* z, idx n, idx k);
+// z = f(z + b) in one pass over an (n, k) block (b may be null); sets
+// *nonfinite when any z + b is NaN/inf (before f can hide it).
+template <class T>
+void bias_act_forward(Activation a, T* z, const T* b, idx n, idx k, bool* nonfinite);
 // d *= f'(z) expressed through y = f(z); softmax applies its full row Jacobian.
 template <class T>
 void act_backward(Activation a, const T* y, T* d, idx n, idx k);

@@ -96,23 +96,18 @@ void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
     const T* a = x;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const LayerSpec& s = layers_[l];
+        bool* check = (l == 0 && nonfinite) ? nonfinite : nullptr;
         if (s.kind == LayerKind::dense) {
+            // GEMM, then bias + activation (+ the NaN/inf check) in one pass.
+            // A NaN/inf anywhere in a row of X makes that row of X W + b
+            // non-finite: checking here lets predict skip a pass over X.
             const int p = pidx_[l];
-            dense_forward(a, m, s.in, params[p], params[p + 1], s.out, pre[l]);
+            dense_forward(a, m, s.in, params[p], static_cast<const T*>(nullptr), s.out, pre[l]);
+            bias_act_forward(s.act, pre[l], params[p + 1], m, s.out, check);
         } else {
             std::memcpy(pre[l], a, sizeof(T) * m * s.out);
+            bias_act_forward(s.act, pre[l], static_cast<const T*>(nullptr), m, s.out, check);
         }
-        if (l == 0 && nonfinite && !*nonfinite) {
-            // A NaN/inf anywhere in a row of X makes that row of X W + b non-finite;
-            // scanning this (n, out) block instead of X is what lets predict skip
-            // a separate pass over the input.
-            const T* z = pre[0];
-            const idx sz = m * s.out;
-            bool bad = false;
-            for (idx i = 0; i < sz; ++i) bad |= !std::isfinite(z[i]);
-            *nonfinite = bad;
-        }
-        act_forward(s.act, pre[l], m, s.out);
         if (!masks.empty() && s.dropout > 0.0) {
             // inverted dropout: keep with probability 1 - rate, scale by 1 / (1 - rate)
             const T keep_scale = T(1.0 / (1.0 - s.dropout));

@@ -128,6 +128,47 @@ void act_backward(Activation a, const T* y, T* d, idx n, idx k) {
     }
 }
 
+// z = f(z + b) row by row in one pass (b may be null); optionally reports
+// whether any z + b was NaN/inf (checked before the activation can hide it).
+template <class T>
+void bias_act_forward(Activation a, T* z, const T* b, idx n, idx k, bool* nonfinite) {
+    const idx total = n * k;
+    bool bad = false;
+    const bool check = nonfinite != nullptr;
+    auto run = [&](auto f) {
+#pragma omp parallel for schedule(static) reduction(|| : bad) if (total > kParallelThreshold)
+        for (idx i = 0; i < n; ++i) {
+            T* r = z + i * k;
+            if (b) {
+#pragma omp simd
+                for (idx j = 0; j < k; ++j) r[j] += b[j];
+            }
+            if (check) {  // any inf/NaN makes the sum NaN (inf * 0 = NaN)
+                T probe = T(0);
+#pragma omp simd reduction(+ : probe)
+                for (idx j = 0; j < k; ++j) probe += r[j] * T(0);
+                bad = bad || !(probe == T(0));
+            }
+#pragma omp simd
+            for (idx j = 0; j < k; ++j) r[j] = f(r[j]);
+        }
+    };
+    const T al = T(a.alpha);
+    switch (a.kind) {
+        case Act::identity: run([](T v) { return v; }); break;
+        case Act::relu: run([](T v) { return v > T(0) ? v : T(0); }); break;
+        case Act::leaky_relu: run([al](T v) { return v > T(0) ? v : al * v; }); break;
+        case Act::logistic: run([](T v) { return sigmoid(v); }); break;
+        case Act::tanh: run([](T v) { return std::tanh(v); }); break;
+        default:  // the rest (softmax is per row) in two passes
+            run([](T v) { return v; });
+            act_forward(a, z, n, k);
+    }
+    if (nonfinite) *nonfinite = *nonfinite || bad;
+}
+
+template void bias_act_forward<float>(Activation, float*, const float*, idx, idx, bool*);
+template void bias_act_forward<double>(Activation, double*, const double*, idx, idx, bool*);
 template void act_forward<float>(Activation, float*, idx, idx);
 template void act_forward<double>(Activation, double*, idx, idx);
 template void act_backward<float>(Activation, const float*, float*, idx, idx);
