@@ -451,22 +451,33 @@ template <class T>
 bool Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* out) const {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     const std::size_t L = layers_.size();
-    const idx chunk = std::min<idx>(std::max<idx>(n, 1), 2048);
-    std::vector<std::vector<T>> bufs(L);
-    std::vector<T*> acts(L);
-    for (std::size_t l = 0; l + 1 < L; ++l) {
-        bufs[l].resize(chunk * layers_[l].out);
-        acts[l] = bufs[l].data();
-    }
     const idx d = n_in(), k = n_out();
-    bool nonfinite = false;
     if (n > 1) ensure_single_threaded_blas();
-    for (idx start = 0; start < n; start += chunk) {
-        const idx m = std::min(chunk, n - start);
-        acts[L - 1] = out + start * k;  // the last layer writes straight into `out`
-        forward(params, X + start * d, m, acts, acts, {}, 0, 0, &nonfinite);
-    }
-    return nonfinite;
+    // Rows split over threads; each runs its rows through every layer in
+    // chunks, with its own buffers (so concurrent predict calls are safe).
+    auto rows = [&](int t, int T_) {
+        const idx r0 = n * t / T_, r1 = n * (t + 1) / T_;
+        const idx chunk = std::min<idx>(std::max<idx>(r1 - r0, 1), 512);
+        std::vector<std::vector<T>> bufs(L);
+        std::vector<T*> acts(L);
+        for (std::size_t l = 0; l + 1 < L; ++l) {
+            bufs[l].resize(chunk * layers_[l].out);
+            acts[l] = bufs[l].data();
+        }
+        bool nonfinite = false;
+        for (idx start = r0; start < r1; start += chunk) {
+            const idx m = std::min(chunk, r1 - start);
+            acts[L - 1] = out + start * k;  // the last layer writes straight into `out`
+            forward(params, X + start * d, m, acts, acts, {}, 0, 0, &nonfinite);
+        }
+        return int(nonfinite);
+    };
+    const int nt = threads_for(n);
+    if (nt == 1) return rows(0, 1) != 0;
+    int bad = 0;
+#pragma omp parallel num_threads(nt) reduction(| : bad)
+    bad |= rows(omp_get_thread_num(), omp_get_num_threads());
+    return bad != 0;
 }
 
 template class Network<float>;
