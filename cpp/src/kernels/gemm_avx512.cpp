@@ -228,7 +228,9 @@ bool gemm_avx512_available() {
         if (const char* e = std::getenv("NEURAXIS_GEMM"))
             if (std::strcmp(e, "openblas") == 0) return false;
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") != 0;
+        // this file is compiled with F, DQ, BW and VL: require all four
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     }();
     return ok;
 }
