@@ -239,20 +239,32 @@ def test_engine_specs_fuse_and_place_dropout():
     model = Sequential([Dropout(0.1, input_shape=(4,)), Dense(8), LeakyReLU(0.2), Dropout(0.3),
                         Dropout(0.2), Dense(3), Activation("sigmoid"), Activation("tanh")])
     specs, params = engine_specs(model)
-    assert specs == [("activation", 4, 4, "identity", 0.0, 0.1),
-                     ("dense", 4, 8, "leaky_relu", 0.2, 0.3),
-                     ("activation", 8, 8, "identity", 0.0, 0.2),
-                     ("dense", 8, 3, "logistic", 0.0, 0.0),
-                     ("activation", 3, 3, "tanh", 0.0, 0.0)]
+    assert specs == [("activation", 4, 4, "identity", 0.0, 0.1, True),
+                     ("dense", 4, 8, "leaky_relu", 0.2, 0.3, True),
+                     ("activation", 8, 8, "identity", 0.0, 0.2, True),
+                     ("dense", 8, 3, "logistic", 0.0, 0.0, True),
+                     ("activation", 3, 3, "tanh", 0.0, 0.0, True)]
     assert [p.shape for p in params] == [(4, 8), (8,), (8, 3), (3,)]
     assert all(p is w for p, w in zip(params, model.weights))  # the engine updates them in place
 
 
-def test_unsupported_features_say_so():
+def test_dense_without_bias_trains_like_keras():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    Y = X @ np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0]], dtype=np.float32)
     model = Sequential([Input((3,)), Dense(2, use_bias=False)])
-    assert model.count_params() == 6
-    with pytest.raises(NotImplementedError, match="use_bias=False"):
-        model.predict(np.ones((1, 3)), verbose=0)
+    assert model.count_params() == 6 and len(model.get_weights()) == 1
+    np.testing.assert_allclose(model.predict(X, verbose=0), X @ model.get_weights()[0],
+                               rtol=1e-5, atol=1e-6)
+    model.compile(optimizer="sgd", loss="mse")
+    w0 = model.get_weights()[0].astype(np.float64)
+    model.fit(X, Y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    # one SGD step on mean over outputs and rows of (p - y)^2: grad = 2 X^T (XW - Y) / (n k)
+    grad = 2 * X.T.astype(np.float64) @ (X @ w0 - Y) / (64 * 2)
+    np.testing.assert_allclose(model.get_weights()[0], w0 - 0.01 * grad, rtol=1e-4, atol=1e-6)
+
+
+def test_unsupported_features_say_so():
     with pytest.raises(NotImplementedError, match="max_value"):
         Sequential([Input((3,)), ReLU(max_value=6.0)]).predict(np.ones((1, 3)), verbose=0)
 

@@ -106,7 +106,7 @@ struct PyNetwork {
             LayerSpec s;
             try {
                 std::size_t o = 0;
-                if (t.size() == 6) {
+                if (t.size() == 6 || t.size() == 7) {
                     const auto kind = t[0].cast<std::string>();
                     if (kind == "dense")
                         s.kind = LayerKind::dense;
@@ -117,6 +117,7 @@ struct PyNetwork {
                                               "'; expected dense or activation");
                     o = 1;
                     s.dropout = t[5].cast<double>();
+                    if (t.size() == 7) s.bias = t[6].cast<bool>();
                 } else if (t.size() != 4) {
                     throw py::cast_error();
                 }
@@ -126,7 +127,7 @@ struct PyNetwork {
             } catch (const py::cast_error&) {
                 throw py::value_error("layer spec " + std::string(py::repr(t)) +
                                       " must be (fan_in, fan_out, activation, alpha) or "
-                                      "(kind, in, out, activation, alpha, dropout)");
+                                      "(kind, in, out, activation, alpha, dropout[, use_bias])");
             }
             layers.push_back(s);
         }

@@ -70,8 +70,8 @@ def engine_specs(model):
                 raise NotImplementedError(
                     f"Dense '{layer.name}' on inputs of shape {shape} (rank > 2) is not supported "
                     "yet; add a Flatten() before it")
-            _, units, act, alpha = op
-            specs.append(["dense", width, units, act, float(alpha), 0.0])
+            _, units, act, alpha, use_bias = op
+            specs.append(["dense", width, units, act, float(alpha), 0.0, bool(use_bias)])
             params += layer.weights
             width, fusable = units, act == "identity"
         elif op[0] == "activation":
@@ -79,18 +79,18 @@ def engine_specs(model):
             if fusable:
                 specs[-1][3], specs[-1][4] = act, float(alpha)
             else:
-                specs.append(["activation", width, width, act, float(alpha), 0.0])
+                specs.append(["activation", width, width, act, float(alpha), 0.0, True])
             fusable = False
         elif op[0] == "dropout":
             if op[1] > 0:
                 if specs and specs[-1][5] == 0:
                     specs[-1][5] = float(op[1])
                 else:
-                    specs.append(["activation", width, width, "identity", 0.0, float(op[1])])
+                    specs.append(["activation", width, width, "identity", 0.0, float(op[1]), True])
                 fusable = False
         shape = layer.output_shape
     if not specs:  # e.g. a model that only flattens
-        specs.append(["activation", width, width, "identity", 0.0, 0.0])
+        specs.append(["activation", width, width, "identity", 0.0, 0.0, True])
     return [tuple(s) for s in specs], params
 
 

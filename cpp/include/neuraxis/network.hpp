@@ -24,6 +24,7 @@ struct LayerSpec {
     idx in = 0, out = 0;   // dense: fan-in, fan-out; activation: in == out
     Activation act;        // applied after the affine map (dense) or alone
     double dropout = 0.0;  // inverted dropout on this layer's output, training only
+    bool bias = true;      // dense: has a bias vector
 };
 
 // How a batch's summed loss is normalised: by the sum of sample weights
@@ -64,7 +65,7 @@ class Network {
     idx n_in() const { return layers_.front().in; }
     idx n_out() const { return layers_.back().out; }
     const std::vector<LayerSpec>& layers() const { return layers_; }
-    // Sizes of the parameter arrays, in order: W then b of each dense layer.
+    // Sizes of the parameter arrays, in order: W then b (if any) of each dense layer.
     const std::vector<idx>& param_sizes() const { return psize_; }
 
     // Batches [first, first + count) of an epoch whose rows are visited in
@@ -114,6 +115,8 @@ class Network {
     Loss loss_;
     Reduction reduction_;
     std::vector<int> pidx_;   // per layer: index of its W in params, or -1
+    std::vector<int> bidx_;   // per layer: index of its bias in params, or -1
+    std::vector<char> is_weight_;  // per param: a kernel (L2-penalised) rather than a bias
     std::vector<idx> psize_;  // per param: element count
     bool any_dropout_ = false;
     idx capacity_ = 0;

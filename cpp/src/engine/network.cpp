@@ -51,9 +51,17 @@ Network<T>::Network(std::vector<LayerSpec> layers, Loss loss, Reduction reductio
         if (s.kind == LayerKind::dense) {
             pidx_.push_back(int(psize_.size()));
             psize_.push_back(s.in * s.out);
-            psize_.push_back(s.out);
+            is_weight_.push_back(1);
+            if (s.bias) {
+                bidx_.push_back(int(psize_.size()));
+                psize_.push_back(s.out);
+                is_weight_.push_back(0);
+            } else {
+                bidx_.push_back(-1);
+            }
         } else {
             pidx_.push_back(-1);
+            bidx_.push_back(-1);
         }
     }
     const Act out = layers_.back().act.kind;
@@ -103,7 +111,8 @@ void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
             // non-finite: checking here lets predict skip a pass over X.
             const int p = pidx_[l];
             dense_forward(a, m, s.in, params[p], static_cast<const T*>(nullptr), s.out, pre[l]);
-            bias_act_forward(s.act, pre[l], params[p + 1], m, s.out, check);
+            bias_act_forward(s.act, pre[l], bidx_[l] < 0 ? nullptr : params[bidx_[l]], m, s.out,
+                             check);
         } else {
             std::memcpy(pre[l], a, sizeof(T) * m * s.out);
             bias_act_forward(s.act, pre[l], static_cast<const T*>(nullptr), m, s.out, check);
@@ -131,8 +140,9 @@ void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
 template <class T>
 double Network<T>::sum_sq_weights(const std::vector<T*>& params) const {
     double sq = 0.0;
-    for (std::size_t p = 0; p < psize_.size(); p += 2)
-        for (idx i = 0; i < psize_[p]; ++i) sq += double(params[p][i]) * double(params[p][i]);
+    for (std::size_t p = 0; p < psize_.size(); ++p)
+        if (is_weight_[p])
+            for (idx i = 0; i < psize_[p]; ++i) sq += double(params[p][i]) * double(params[p][i]);
     return sq;
 }
 
@@ -210,7 +220,8 @@ double Network<T>::rows_pass(const std::vector<T*>& params, const std::vector<T*
             const int p = pidx_[l];
             const T* a_in = l == 0 ? xr : outs[l - 1];
             // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (no rows: zero grads)
-            dense_backward(a_in, mr, s.in, params[p], s.out, deltas[l], dX, G[p], G[p + 1], T(0));
+            dense_backward(a_in, mr, s.in, params[p], s.out, deltas[l], dX, G[p],
+                           bidx_[l] < 0 ? nullptr : G[bidx_[l]], T(0));
         } else if (dX && mr > 0) {
             std::memcpy(dX, deltas[l], sizeof(T) * mr * s.out);
         }
@@ -261,7 +272,7 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
         const idx sz = psize_[p];
         T* g = grads[p];
         const T* W = params[p];
-        const bool add_reg = p % 2 == 0 && alpha != 0.0;
+        const bool add_reg = is_weight_[p] && alpha != 0.0;
 #pragma omp parallel for schedule(static) if (sz * nt > kParallelThreshold)
         for (idx i = 0; i < sz; ++i) {
             T acc = g[i];
@@ -361,7 +372,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
                     const T* gu = tgrads_[u - 1][p].data();
                     for (idx i = e0; i < e1; ++i) g[i] += gu[i];
                 }
-                const bool weight = p % 2 == 0;
+                const bool weight = is_weight_[p] != 0;
                 const double r = weight ? reg : 0.0;
                 const bool want = alpha != 0.0 && weight;
                 const idx len = e1 - e0;

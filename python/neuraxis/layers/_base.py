@@ -205,8 +205,9 @@ class Layer:
                     f"Input 0 of layer \"{self.name}\" is incompatible with the layer: expected "
                     f"axis -1 of input shape to have value {W.shape[0]}, but received input with "
                     f"shape {x.shape}")
-            _, units, act, alpha = op
-            z = ops.dense_forward(x.reshape(-1, x.shape[-1]), W, self.weights[1])
+            _, units, act, alpha, use_bias = op
+            z = ops.dense_forward(x.reshape(-1, x.shape[-1]), W,
+                                  self.weights[1] if use_bias else None)
             return ops.activation_forward(z, act, alpha).reshape(x.shape[:-1] + (units,))
         if op[0] == "activation":
             _, act, alpha = op

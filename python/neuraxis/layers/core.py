@@ -151,10 +151,8 @@ class Dense(Layer):
                 "kernel_constraint": None, "bias_constraint": None}
 
     def _engine_op(self):
-        if not self.use_bias:
-            raise NotImplementedError("Dense(use_bias=False) is not supported by the engine yet")
         act, alpha = activations.ENGINE[self.activation.__name__]
-        return ("dense", self.units, act, alpha)
+        return ("dense", self.units, act, alpha, self.use_bias)
 
 
 class Dropout(Layer):
