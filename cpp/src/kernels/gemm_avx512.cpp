@@ -97,6 +97,9 @@ inline void micro(int kc, const T* __restrict Ap, const T* __restrict Bp, T* C, 
     }
 }
 
+inline void copy8(const float* src, float* dst) { _mm256_storeu_ps(dst, _mm256_loadu_ps(src)); }
+inline void copy8(const double* src, double* dst) { _mm512_storeu_pd(dst, _mm512_loadu_pd(src)); }
+
 // dst[k * 8 + i] = src[i * lda + k] for 8 rows, 8 k at a time by an in-register
 // 8x8 transpose (float); returns how many k it packed (the rest is done by the caller).
 inline int pack_rows8(const float* src, int lda, int kc, float* dst) {
@@ -194,7 +197,10 @@ void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int l
             if (ta) {  // op(A)(i, k) = A[k][i]: MR consecutive values of A's row k
                 for (int k = 0; k < kc; ++k) {
                     const T* src = A + std::size_t(p0 + k) * lda + i0;
-                    for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : T(0);
+                    if (mr == MR)
+                        copy8(src, dst + k * MR);
+                    else
+                        for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : T(0);
                 }
             } else {
                 int k0 = 0;
