@@ -165,8 +165,10 @@ void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int l
     }
     const int npan = (N + NR - 1) / NR, mpan = (M + MR - 1) / MR;
     thread_local std::vector<T> bpack, apack;  // grown once, reused
-    for (int p0 = 0; p0 < K; p0 += KC) {
-        const int kc = std::min(KC, K - p0);
+    // k blocks of (nearly) equal depth, at most KC each
+    const int nkb = (K + KC - 1) / KC, kstep = (K + nkb - 1) / nkb;
+    for (int p0 = 0; p0 < K; p0 += kstep) {
+        const int kc = std::min(kstep, K - p0);
         const bool first = p0 == 0;
         // B block (kc x N) -> npan k-major panels of kc x NR, zero padded
         bpack.resize(std::size_t(npan) * kc * NR);
