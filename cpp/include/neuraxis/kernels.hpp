@@ -34,6 +34,11 @@ void act_backward(Activation a, const T* y, T* d, idx n, idx k);
 // Y(n,out) = X(n,in) @ W(in,out) + b
 template <class T>
 void dense_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, T* Y);
+// Y = f(X @ W + b), bias and activation fused into the product where possible;
+// *nonfinite (if given) is set when any X @ W + b is NaN/inf.
+template <class T>
+void dense_act_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, Activation a,
+                       T* Y, bool* nonfinite);
 // dW = X^T dY (+ beta_w * dW), db = sum_rows dY, dX = dY W^T (skipped when dX is null).
 template <class T>
 void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY, T* dX, T* dW,

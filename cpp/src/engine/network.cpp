@@ -110,9 +110,8 @@ void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
             // A NaN/inf anywhere in a row of X makes that row of X W + b
             // non-finite: checking here lets predict skip a pass over X.
             const int p = pidx_[l];
-            dense_forward(a, m, s.in, params[p], static_cast<const T*>(nullptr), s.out, pre[l]);
-            bias_act_forward(s.act, pre[l], bidx_[l] < 0 ? nullptr : params[bidx_[l]], m, s.out,
-                             check);
+            dense_act_forward(a, m, s.in, params[p], bidx_[l] < 0 ? nullptr : params[bidx_[l]],
+                              s.out, s.act, pre[l], check);
         } else {
             std::memcpy(pre[l], a, sizeof(T) * m * s.out);
             bias_act_forward(s.act, pre[l], static_cast<const T*>(nullptr), m, s.out, check);

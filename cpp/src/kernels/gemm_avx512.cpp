@@ -35,6 +35,13 @@ struct Simd<float> {
     static V load(const float* p) { return _mm512_loadu_ps(p); }
     static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V max(V a, V b) { return _mm512_max_ps(a, b); }
+    // lanes where v > 0 keep v, the others take w
+    static V select_pos(V v, V w) {
+        return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), w, v);
+    }
+    static bool any_nan(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
     static V mload(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
     static void mstore(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 };
@@ -49,6 +56,12 @@ struct Simd<double> {
     static V load(const double* p) { return _mm512_loadu_pd(p); }
     static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
     static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+    static V add(V a, V b) { return _mm512_add_pd(a, b); }
+    static V max(V a, V b) { return _mm512_max_pd(a, b); }
+    static V select_pos(V v, V w) {
+        return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_GT_OQ), w, v);
+    }
+    static bool any_nan(V v) { return _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) != 0; }
     static V mload(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
     static void mstore(double* p, M m, V v) { _mm512_mask_storeu_pd(p, m, v); }
 };
@@ -66,7 +79,8 @@ inline typename Simd<T>::M mask_for(int n) {
 // c(mr x nr) (+)= alpha * Ap(kc x MR)^T Bp(kc x NR); the first k block applies beta.
 template <class T>
 inline void micro(int kc, const T* __restrict Ap, const T* __restrict Bp, T* C, int ldc, int mr,
-                  int nr, T alpha, T beta, bool first) {
+                  int nr, T alpha, T beta, bool first, const GemmEpilogue* ep, const T* bias,
+                  typename Simd<T>::V* probe) {
     using S = Simd<T>;
     constexpr int W = S::W;
     typename S::V c0[MR], c1[MR];
@@ -85,12 +99,29 @@ inline void micro(int kc, const T* __restrict Ap, const T* __restrict Bp, T* C, 
     const typename S::M m0 = mask_for<T>(nr), m1 = mask_for<T>(nr - W);
     const typename S::V va = S::set1(alpha), vb = S::set1(first ? beta : T(1));
     const bool read_c = !first || beta != T(0);
+    // epilogue (last k block only): + bias, NaN/inf probe, activation
+    const typename S::V bb0 = bias ? S::mload(m0, bias) : S::zero();
+    const typename S::V bb1 = bias ? S::mload(m1, bias + W) : S::zero();
+    const int act = ep ? ep->act : 0;
+    const typename S::V slope = S::set1(ep ? T(ep->slope) : T(0)), zero = S::zero();
     for (int i = 0; i < mr; ++i) {
         T* row = C + std::size_t(i) * ldc;
         typename S::V r0 = S::mul(va, c0[i]), r1 = S::mul(va, c1[i]);
         if (read_c) {
             r0 = S::fma(vb, S::mload(m0, row), r0);
             r1 = S::fma(vb, S::mload(m1, row + W), r1);
+        }
+        if (ep) {
+            r0 = S::add(r0, bb0);
+            r1 = S::add(r1, bb1);
+            if (probe) *probe = S::fma(r0, zero, S::fma(r1, zero, *probe));  // inf * 0 = NaN
+            if (act == 1) {  // relu
+                r0 = S::max(r0, zero);
+                r1 = S::max(r1, zero);
+            } else if (act == 2) {  // leaky relu: v > 0 ? v : slope * v
+                r0 = S::select_pos(r0, S::mul(slope, r0));
+                r1 = S::select_pos(r1, S::mul(slope, r1));
+            }
         }
         S::mstore(row, m0, r0);
         if (nr > W) S::mstore(row + W, m1, r1);
@@ -155,10 +186,10 @@ inline int pack_rows8(const double* src, int lda, int kc, double* dst) {
 
 template <class T>
 void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
-               int ldb, T beta, T* C, int ldc) {
+               int ldb, T beta, T* C, int ldc, const GemmEpilogue* ep) {
     using S = Simd<T>;
     constexpr int W = S::W, NR = 2 * W;
-    if (K == 0) {  // C = beta * C
+    if (K == 0) {  // C = beta * C (the engine never asks for an epilogue here)
         for (int i = 0; i < M; ++i)
             for (int j = 0; j < N; ++j) C[std::size_t(i) * ldc + j] *= beta;
         return;
@@ -167,9 +198,11 @@ void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int l
     thread_local std::vector<T> bpack, apack;  // grown once, reused
     // k blocks of (nearly) equal depth, at most KC each
     const int nkb = (K + KC - 1) / KC, kstep = (K + nkb - 1) / nkb;
+    const T* bias = ep ? static_cast<const T*>(ep->bias) : nullptr;
+    typename Simd<T>::V probe = Simd<T>::zero();
     for (int p0 = 0; p0 < K; p0 += kstep) {
         const int kc = std::min(kstep, K - p0);
-        const bool first = p0 == 0;
+        const bool first = p0 == 0, last = p0 + kc >= K;
         // B block (kc x N) -> npan k-major panels of kc x NR, zero padded
         bpack.resize(std::size_t(npan) * kc * NR);
         for (int jp = 0; jp < npan; ++jp) {
@@ -223,10 +256,13 @@ void gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int l
             for (int ip = 0; ip < mpan; ++ip) {
                 const int i0 = ip * MR, mr = std::min(MR, M - i0);
                 micro<T>(kc, apack.data() + std::size_t(ip) * kc * MR, bp,
-                         C + std::size_t(i0) * ldc + j0, ldc, mr, nr, alpha, beta, first);
+                         C + std::size_t(i0) * ldc + j0, ldc, mr, nr, alpha, beta, first,
+                         last ? ep : nullptr, last && bias ? bias + j0 : nullptr,
+                         last && ep && ep->nonfinite ? &probe : nullptr);
             }
         }
     }
+    if (ep && ep->nonfinite && Simd<T>::any_nan(probe)) *ep->nonfinite = true;
 }
 
 }  // namespace
@@ -244,13 +280,14 @@ bool gemm_avx512_available() {
 }
 
 void gemm_avx512(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
-                 const float* B, int ldb, float beta, float* C, int ldc) {
-    gemm_impl<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                 const float* B, int ldb, float beta, float* C, int ldc, const GemmEpilogue* ep) {
+    gemm_impl<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
 }
 
 void gemm_avx512(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
-                 const double* B, int ldb, double beta, double* C, int ldc) {
-    gemm_impl<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                 const double* B, int ldb, double beta, double* C, int ldc,
+                 const GemmEpilogue* ep) {
+    gemm_impl<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
 }
 
 }  // namespace neuraxis
