@@ -19,29 +19,36 @@ namespace neuraxis {
 // Products at least this big go to our AVX-512 GEMM when the CPU has it.
 constexpr double kOwnGemmMinMacs = 4096;
 
-// One row of C (M == 1) goes to GEMV: GEMM would first pack all of B, which
-// costs more than the product itself for a single sample (predict latency).
-inline void gemm1(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
-                  const float* B, int ldb, float beta, float* C, int ldc) {
-    if (M == 1 && K > 0) {
-        scipy_cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N,
-                          alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
-        return;
-    }
-#ifdef NEURAXIS_AVX512
-    if (double(M) * N * K >= kOwnGemmMinMacs && gemm_avx512_available()) {
-        gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-#endif
-    scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+// The OpenBLAS entry points, one overload per type.
+inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                      const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                      int ldc) {
+    scipy_cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-inline void gemm1(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
-                  const double* B, int ldb, double beta, double* C, int ldc) {
+inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha,
+                      const double* A, int lda, const double* B, int ldb, double beta, double* C,
+                      int ldc) {
+    scipy_cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+inline void blas_gemv(CBLAS_TRANSPOSE t, int m, int n, float alpha, const float* A, int lda,
+                      const float* x, int incx, float beta, float* y) {
+    scipy_cblas_sgemv(CblasRowMajor, t, m, n, alpha, A, lda, x, incx, beta, y, 1);
+}
+inline void blas_gemv(CBLAS_TRANSPOSE t, int m, int n, double alpha, const double* A, int lda,
+                      const double* x, int incx, double beta, double* y) {
+    scipy_cblas_dgemv(CblasRowMajor, t, m, n, alpha, A, lda, x, incx, beta, y, 1);
+}
+
+// C = alpha * op(A) @ op(B) + beta * C on the calling thread. One row of C
+// (M == 1) goes to GEMV: GEMM would first pack all of B, which costs more
+// than the product itself for a single sample (predict latency). Larger
+// products go to our AVX-512 GEMM when the CPU has it, else OpenBLAS.
+template <class T>
+void gemm1(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
+           int ldb, T beta, T* C, int ldc) {
     if (M == 1 && K > 0) {
-        scipy_cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N,
-                          alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
+        blas_gemv(tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, alpha, B, ldb, A,
+                  ta ? lda : 1, beta, C);
         return;
     }
 #ifdef NEURAXIS_AVX512
@@ -50,8 +57,8 @@ inline void gemm1(bool ta, bool tb, int M, int N, int K, double alpha, const dou
         return;
     }
 #endif
-    scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                      M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    blas_gemm(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+              lda, B, ldb, beta, C, ldc);
 }
 
 // Below this many multiply-adds a GEMM runs on the calling thread.
