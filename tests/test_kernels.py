@@ -543,3 +543,29 @@ def test_gemm_kernel_is_reported():
     from neuraxis import _core
 
     assert _core.gemm_kernel() in ("OpenBLAS",) or _core.gemm_kernel().startswith("neuraxis")
+
+
+def test_openblas_gemm_path_matches_numpy_too():
+    # On AVX-512 CPUs the engine uses its own GEMM; the OpenBLAS path (every other
+    # CPU) is checked here as well, in a process that asks for it.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from neuraxis import ops, _core\n"
+        "assert _core.gemm_kernel() == 'OpenBLAS', _core.gemm_kernel()\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, W, b = rng.normal(size=(37, 300)), rng.normal(size=(300, 45)), rng.normal(size=45)\n"
+        "dY = rng.normal(size=(37, 45))\n"
+        "np.testing.assert_allclose(ops.dense_forward(X, W, b), X @ W + b, rtol=1e-12, atol=1e-11)\n"
+        "dX, dW, db = ops.dense_backward(X, W, dY)\n"
+        "np.testing.assert_allclose(dW, X.T @ dY, rtol=1e-12, atol=1e-11)\n"
+        "np.testing.assert_allclose(dX, dY @ W.T, rtol=1e-12, atol=1e-11)\n"
+        "print('ok')\n")
+    env = dict(os.environ, NEURAXIS_GEMM="openblas")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
