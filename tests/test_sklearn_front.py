@@ -303,7 +303,7 @@ def test_keyboard_interrupt_stops_fit_and_leaves_model_usable(tmp_path):
 
 
 def test_sparse_input_is_densified_block_by_block(data, monkeypatch):
-    from neuraxis.neural_network import _multilayer_perceptron as mlp
+    from neuraxis.neural_network import _base as mlp
 
     X, y = data
     X = np.where(np.abs(X) > 1.0, X, 0.0)  # a genuinely sparse pattern
