@@ -16,3 +16,14 @@ def _quiet_convergence():
 def global_random_seed(request):
     """scikit-learn's fixture of the same name, used by its upstream MLP tests."""
     return request.param
+
+
+@pytest.fixture
+def restore_threads():
+    """Put neuraxis's thread count back however the test ends."""
+    import neuraxis
+
+    original = neuraxis.get_num_threads()
+    yield original
+    neuraxis.set_num_threads(original)
+    assert neuraxis.get_num_threads() == original

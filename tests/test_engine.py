@@ -44,14 +44,6 @@ def rng(request):
     return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
-@pytest.fixture
-def restore_threads():
-    original = neuraxis.get_num_threads()
-    yield original
-    neuraxis.set_num_threads(original)
-    assert neuraxis.get_num_threads() == original
-
-
 def one_hot(rng, n, k):
     Y = np.zeros((n, k))
     Y[np.arange(n), rng.integers(0, k, size=n)] = 1.0
@@ -1063,7 +1055,7 @@ def test_fit_epoch_with_l2_matches_steps_on_loss_grad(kind, rng):
                 ops.rmsprop_step(mirror[i], a[i], g[i], lr, 0.9, 1e-7, 0.0)
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params] if kind == "adam" else []
-    mean_obj, _ = net.fit_epoch(params, opt, m, v, X, Y, sw, None, batch, alpha)
+    mean_obj = net.fit_epoch(params, opt, m, v, X, Y, sw, None, batch, alpha)
     assert opt.t == n // batch
     assert_allclose(mean_obj, np.mean(objectives), rtol=1e-12)
     for p, q in zip(params, mirror):

@@ -10,15 +10,6 @@ from neuraxis import ops
 import threadpoolctl  # a scikit-learn dependency: always installed
 
 
-@pytest.fixture
-def restore_threads():
-    """Put the thread count back however the test ends."""
-    original = neuraxis.get_num_threads()
-    yield original
-    neuraxis.set_num_threads(original)
-    assert neuraxis.get_num_threads() == original
-
-
 def _inside(path, directory):
     path, directory = os.path.realpath(path), os.path.realpath(directory)
     return os.path.commonpath([path, directory]) == directory

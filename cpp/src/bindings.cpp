@@ -188,12 +188,12 @@ struct PyNetwork {
         return tot;
     }
 
-    // scikit-learn front: one epoch, returns (mean batch objective, False).
-    py::tuple fit_epoch(const py::list& params, OptConfig& opt, const py::list& m,
+    // scikit-learn front: one epoch, returns the size-weighted mean batch objective.
+    double fit_epoch(const py::list& params, OptConfig& opt, const py::list& m,
                         const py::list& v, const py::array& X, const py::array& Y,
                         const py::object& sw, const py::object& perm, idx batch, double alpha) {
         auto tot = run(params, opt, m, v, X, Y, sw, perm, batch, 0, -1, alpha, {}, 0);
-        return py::make_tuple(tot.rows ? tot.loss_sum / double(tot.rows) : 0.0, false);
+        return tot.rows ? tot.loss_sum / double(tot.rows) : 0.0;
     }
 
     py::dict train_batches(const py::list& params, OptConfig& opt, const py::list& m,
@@ -311,7 +311,7 @@ py::tuple op_dense_backward(Arr<T> X, Arr<T> W, Arr<T> dY) {
     {
         py::gil_scoped_release r;
         dense_backward(X.data(), n, in, W.data(), out, dY.data(), dX.mutable_data(),
-                       dW.mutable_data(), db.mutable_data(), T(0));
+                       dW.mutable_data(), db.mutable_data());
     }
     return py::make_tuple(dX, dW, db);
 }

@@ -39,10 +39,10 @@ void dense_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, T
 template <class T>
 void dense_act_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, Activation a,
                        T* Y, bool* nonfinite);
-// dW = X^T dY (+ beta_w * dW), db = sum_rows dY, dX = dY W^T (skipped when dX is null).
+// dW = X^T dY, db = sum_rows dY, dX = dY W^T (skipped when dX is null).
 template <class T>
 void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY, T* dX, T* dW,
-                    T* db, T beta_w);
+                    T* db);
 
 // ---- losses (losses.cpp) ----------------------------------------------------
 enum class Loss {

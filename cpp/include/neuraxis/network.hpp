@@ -64,7 +64,6 @@ class Network {
 
     idx n_in() const { return layers_.front().in; }
     idx n_out() const { return layers_.back().out; }
-    const std::vector<LayerSpec>& layers() const { return layers_; }
     // Sizes of the parameter arrays, in order: W then b (if any) of each dense layer.
     const std::vector<idx>& param_sizes() const { return psize_; }
 
@@ -104,7 +103,7 @@ class Network {
                      const T* y, const T* sw, idx r0, idx r1, double scale, bool use_masks,
                      idx row0, std::uint64_t seed, const std::vector<MetricSpec>* metrics,
                      double* met);
-    std::vector<T*> thread_grads(int t, const std::vector<T*>& grads);
+    const std::vector<T*>& thread_grads(int t, const std::vector<T*>& grads);
     int threads_for(idx rows) const;
     double sum_sq_weights(const std::vector<T*>& params) const;
     void reserve(idx batch);
@@ -122,6 +121,11 @@ class Network {
     idx capacity_ = 0;
     std::vector<std::vector<T>> pre_, outs_, masks_, deltas_, grads_;
     std::vector<std::vector<std::vector<T>>> tgrads_;  // per extra thread, like grads_
+    struct Scratch {  // per thread: layer pointers for its rows, its gradient arrays
+        std::vector<T*> pre, outs, masks, deltas, G;
+    };
+    std::vector<Scratch> scratch_;
+    const std::vector<T*> no_masks_;  // forward's "no dropout" argument
     std::vector<T> xbuf_, ybuf_, swbuf_;
 };
 

@@ -145,14 +145,25 @@ double Network<T>::sum_sq_weights(const std::vector<T*>& params) const {
     return sq;
 }
 
+// Per-thread gradient buffers (threads 1..nt-1) and pointer scratch (all
+// threads), sized once so the training loop itself never allocates.
 template <class T>
 void Network<T>::ensure_thread_grads(int nt) {
-    if (int(tgrads_.size()) >= nt - 1) return;
+    if (int(scratch_.size()) >= nt) return;
     tgrads_.resize(nt - 1);
     for (auto& g : tgrads_) {
         if (!g.empty()) continue;
         g.resize(grads_.size());
         for (std::size_t p = 0; p < grads_.size(); ++p) g[p].resize(grads_[p].size());
+    }
+    const std::size_t L = layers_.size();
+    scratch_.resize(nt);
+    for (auto& sc : scratch_) {
+        sc.pre.resize(L);
+        sc.outs.resize(L);
+        sc.masks.resize(L);
+        sc.deltas.resize(L);
+        sc.G.resize(grads_.size());
     }
 }
 
@@ -176,15 +187,16 @@ double Network<T>::rows_pass(const std::vector<T*>& params, const std::vector<T*
                              double* met) {
     const std::size_t L = layers_.size();
     const idx k = n_out(), mr = r1 - r0;
-    std::vector<T*> pre(L), outs(L), masks, deltas(L);
-    if (use_masks) masks.resize(L);
+    Scratch& sc = scratch_[omp_get_thread_num()];
+    std::vector<T*>&pre = sc.pre, &outs = sc.outs, &deltas = sc.deltas;
+    const std::vector<T*>& masks = use_masks ? sc.masks : no_masks_;
     for (std::size_t l = 0; l < L; ++l) {
         const idx w = layers_[l].out;
         pre[l] = pre_[l].data() + r0 * w;
         deltas[l] = deltas_[l].data() + r0 * w;
         const bool drop = use_masks && layers_[l].dropout > 0.0;
         outs[l] = drop ? outs_[l].data() + r0 * w : pre[l];
-        if (use_masks) masks[l] = drop ? masks_[l].data() + r0 * w : nullptr;
+        if (use_masks) sc.masks[l] = drop ? masks_[l].data() + r0 * w : nullptr;
     }
     const T* xr = x + r0 * n_in();
     const T* yr = y + r0 * k;
@@ -220,7 +232,7 @@ double Network<T>::rows_pass(const std::vector<T*>& params, const std::vector<T*
             const T* a_in = l == 0 ? xr : outs[l - 1];
             // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (no rows: zero grads)
             dense_backward(a_in, mr, s.in, params[p], s.out, deltas[l], dX, G[p],
-                           bidx_[l] < 0 ? nullptr : G[bidx_[l]], T(0));
+                           bidx_[l] < 0 ? nullptr : G[bidx_[l]]);
         } else if (dX && mr > 0) {
             std::memcpy(dX, deltas[l], sizeof(T) * mr * s.out);
         }
@@ -235,13 +247,12 @@ double Network<T>::rows_pass(const std::vector<T*>& params, const std::vector<T*
 }
 
 template <class T>
-std::vector<T*> Network<T>::thread_grads(int t, const std::vector<T*>& grads) {
-    if (t == 0) return grads;
-    std::vector<T*> G(grads.size());
-    for (std::size_t p = 0; p < grads.size(); ++p) G[p] = tgrads_[t - 1][p].data();
+const std::vector<T*>& Network<T>::thread_grads(int t, const std::vector<T*>& grads) {
+    std::vector<T*>& G = scratch_[t].G;
+    for (std::size_t p = 0; p < grads.size(); ++p)
+        G[p] = t == 0 ? grads[p] : tgrads_[t - 1][p].data();
     return G;
 }
-
 // Full-batch objective and gradient (lbfgs): rows split over threads, the
 // partial gradients added in thread order, then the L2 term.
 template <class T>

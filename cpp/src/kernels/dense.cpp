@@ -26,18 +26,18 @@ void dense_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, T
     }
 }
 
-// dW[c][o] = sum_i X[i][c] * dY[i][o]  (+ beta_w * dW)
+// dW[c][o] = sum_i X[i][c] * dY[i][o]
 // db[o]    = sum_i dY[i][o]             (rows added in order: deterministic)
 // dX[i][c] = sum_o dY[i][o] * W[c][o]
 template <class T>
 void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY, T* dX, T* dW,
-                    T* db, T beta_w) {
+                    T* db) {
     if (dW && in > 0 && out > 0) {
         if (n > 0)
-            gemm(true, false, int(in), int(out), int(n), T(1), X, int(in), dY, int(out), beta_w,
+            gemm(true, false, int(in), int(out), int(n), T(1), X, int(in), dY, int(out), T(0),
                  dW, int(out));
         else
-            for (idx i = 0; i < in * out; ++i) dW[i] *= beta_w;
+            std::fill(dW, dW + in * out, T(0));
     }
     if (db) {
         std::fill(db, db + out, T(0));
@@ -91,8 +91,8 @@ template void dense_forward<float>(const float*, idx, idx, const float*, const f
 template void dense_forward<double>(const double*, idx, idx, const double*, const double*, idx,
                                     double*);
 template void dense_backward<float>(const float*, idx, idx, const float*, idx, const float*, float*,
-                                    float*, float*, float);
+                                    float*, float*);
 template void dense_backward<double>(const double*, idx, idx, const double*, idx, const double*,
-                                     double*, double*, double*, double);
+                                     double*, double*, double*);
 
 }  // namespace neuraxis

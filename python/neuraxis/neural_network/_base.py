@@ -352,7 +352,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         loss = self._sparse_epoch(net, dtype, config, m, v, Xe, Ye, swe,
                                                   sample_idx, batch_size, alpha)
                     else:
-                        loss, _ = net.fit_epoch(self._params(dtype), config, m, v, Xe, Ye, swe,
+                        loss = net.fit_epoch(self._params(dtype), config, m, v, Xe, Ye, swe,
                                                 sample_idx if self.shuffle else None, batch_size,
                                                 alpha)
                 finally:
