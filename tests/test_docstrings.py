@@ -9,6 +9,7 @@ MODULES = [
     "neuraxis.models", "neuraxis.layers", "neuraxis.layers.core", "neuraxis.layers.activation",
     "neuraxis.optimizers", "neuraxis.losses", "neuraxis.metrics", "neuraxis.callbacks",
     "neuraxis.saving", "neuraxis.utils", "neuraxis.activations", "neuraxis.initializers",
+    "neuraxis._keras.session", "neuraxis._keras.progbar",
 ]
 
 

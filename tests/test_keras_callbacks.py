@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from neuraxis import optimizers
-from neuraxis._keras_backend import clear_session, set_random_seed
-from neuraxis._keras_progbar import Progbar
+from neuraxis._keras.session import clear_session, set_random_seed
+from neuraxis._keras.progbar import Progbar
 from neuraxis.callbacks import (CSVLogger, Callback, EarlyStopping, LambdaCallback,
                                 LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
                                 TerminateOnNaN)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from neuraxis import losses, metrics, optimizers
-from neuraxis._keras_backend import clear_session, set_random_seed
+from neuraxis._keras.session import clear_session, set_random_seed
 from neuraxis.layers import Dense, Input
 from neuraxis.models import Sequential
 

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from neuraxis._keras_backend import clear_session, set_random_seed
+from neuraxis._keras.session import clear_session, set_random_seed
 from neuraxis.layers import Dense, Dropout, Input, LeakyReLU
 from neuraxis.models import Sequential, load_model, model_from_json
 

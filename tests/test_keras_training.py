@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neuraxis import losses, metrics, optimizers
-from neuraxis._keras_backend import clear_session, set_random_seed
+from neuraxis._keras.session import clear_session, set_random_seed
 from neuraxis.callbacks import Callback
 from neuraxis.layers import Dense, Dropout, Input, LeakyReLU
 from neuraxis.models import Sequential

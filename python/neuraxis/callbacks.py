@@ -17,8 +17,8 @@ import warnings
 
 import numpy as np
 
-from ._keras_progbar import Progbar
-from ._keras_trainer import CallbackList  # noqa: F401  (public in keras.callbacks too)
+from ._keras.progbar import Progbar
+from ._keras.trainer import CallbackList  # noqa: F401  (public in keras.callbacks too)
 from .layers._base import user_stacklevel
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
@@ -102,7 +102,7 @@ class ProgbarLogger(Callback):
         self.bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        from ._keras_data import verbosity
+        from ._keras.data import verbosity
 
         verbose, epochs = verbosity(self.params.get("verbose", 1)), self.params.get("epochs", 1)
         if verbose and epochs > 1:

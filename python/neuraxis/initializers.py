@@ -2,7 +2,7 @@
 
 An initializer is called with a shape and returns a float32 NumPy array. With
 `seed=None` it draws from the global stream that
-`neuraxis._keras_backend.set_random_seed` resets; with an int seed every call
+`neuraxis.utils.set_random_seed` resets; with an int seed every call
 returns the same values (as a seeded Keras initializer does).
 
 Example
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import _keras_backend
+from ._keras import session
 
 
 def _fans(shape):
@@ -46,7 +46,7 @@ class Initializer:
 
     def _generator(self):
         seed = getattr(self, "seed", None)
-        return _keras_backend.rng() if seed is None else np.random.default_rng(seed)
+        return session.rng() if seed is None else np.random.default_rng(seed)
 
 
 class Zeros(Initializer):

@@ -106,7 +106,7 @@ class Loss:
 
 
 def _snake(name):
-    from ._keras_backend import to_snake_case
+    from ._keras.session import to_snake_case
     return to_snake_case(name)
 
 

@@ -2,7 +2,7 @@
 
 A Sequential model is a list of config-only layers. On first data (or `build`)
 each layer creates its float32 weights; `fit`/`evaluate`/`predict` compile the
-list into one engine network (see `_keras_trainer.engine_specs`) that updates
+list into one engine network (see `_keras.trainer.engine_specs`) that updates
 those same arrays in place.
 
 Example
@@ -19,10 +19,10 @@ import json
 
 import numpy as np
 
-from . import _keras_backend, _keras_data as data, _keras_trainer as trainer
+from ._keras import data, session, trainer
 from . import layers as layers_mod, losses as losses_mod, metrics as metrics_mod
 from . import optimizers as optimizers_mod
-from ._keras_summary import print_summary
+from ._keras.summary import print_summary
 from .layers import InputLayer, KerasTensor, Layer
 from .layers._base import check_weight_list, normalize_shape
 from .saving import load_model, model_from_json, save_model  # noqa: F401  (re-exported)
@@ -55,7 +55,7 @@ class Sequential:
         self.__dict__.update(state)
 
     def __init__(self, layers=None, trainable=True, name=None):
-        self.name = name or _keras_backend.unique_name("sequential")
+        self.name = name or session.unique_name("sequential")
         self.trainable = bool(trainable)
         self._layers = []
         self.built = False

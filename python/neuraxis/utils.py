@@ -9,7 +9,7 @@ Example
 """
 import numpy as np
 
-from ._keras_backend import clear_session, set_random_seed
+from ._keras.session import clear_session, set_random_seed
 
 __all__ = ["clear_session", "set_random_seed", "to_categorical"]
 

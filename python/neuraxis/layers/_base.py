@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .. import _keras_backend
+from .._keras import session
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,7 +88,7 @@ class Layer:
             raise NotImplementedError("activity_regularizer is not supported yet")
         _check_dtype(dtype)
         if name is None:
-            name = _keras_backend.unique_name(_keras_backend.to_snake_case(type(self).__name__))
+            name = session.unique_name(session.to_snake_case(type(self).__name__))
         if not isinstance(name, str) or "/" in name or not name:
             raise ValueError("Argument `name` must be a non-empty string and cannot contain "
                              f"character `/`. Received: name={name!r}")
@@ -195,7 +195,7 @@ class Layer:
         return self._call_array(x, bool(training))
 
     def _call_array(self, x, training):
-        from .. import _keras_backend, ops
+        from .. import ops
 
         op = self._engine_op()
         if op[0] == "dense":
@@ -217,7 +217,7 @@ class Layer:
             rate = op[1]
             if not training or rate == 0:
                 return x
-            mask = ops.dropout_mask(_keras_backend.draw_seed(), 0, 0, 1, x.size, rate)
+            mask = ops.dropout_mask(session.draw_seed(), 0, 0, 1, x.size, rate)
             return (x.reshape(-1) * mask.reshape(-1).astype(np.float32)).reshape(x.shape)
         out = self.compute_output_shape((None,) + x.shape[1:])  # Flatten, Reshape, Input
         return np.ascontiguousarray(x).reshape((x.shape[0],) + tuple(out[1:]))

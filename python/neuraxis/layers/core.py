@@ -5,7 +5,8 @@ only change the logical shape and compile to no engine operation at all.
 """
 import math
 
-from .. import _keras_backend, activations, initializers
+from .. import activations, initializers
+from .._keras import session
 from ._base import Layer, normalize_shape
 
 
@@ -41,7 +42,7 @@ class InputLayer(Layer):
             batch_shape = kwargs.pop("batch_input_shape")
         kwargs.pop("trainable", None)
         if name is None:
-            name = _keras_backend.unique_name("input_layer")
+            name = session.unique_name("input_layer")
         super().__init__(name=name, **kwargs)
         if sparse or ragged or input_tensor is not None or optional:
             raise NotImplementedError("sparse, ragged, optional and tensor inputs are not "

@@ -34,7 +34,7 @@ def clear_session():
 
     Example
     -------
-    >>> from neuraxis._keras_backend import clear_session
+    >>> from neuraxis._keras.session import clear_session
     >>> from neuraxis.layers import Dense
     >>> clear_session(); Dense(3).name
     'dense'
@@ -50,7 +50,7 @@ def set_random_seed(seed):
 
     Example
     -------
-    >>> from neuraxis._keras_backend import set_random_seed
+    >>> from neuraxis._keras.session import set_random_seed
     >>> from neuraxis.initializers import GlorotUniform
     >>> set_random_seed(0); a = GlorotUniform()((2, 3))
     >>> set_random_seed(0); bool((a == GlorotUniform()((2, 3))).all())

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from . import losses as losses_mod
+from .. import losses as losses_mod
 
 
 def as_array(x, what="x"):

@@ -41,7 +41,7 @@ class Progbar:
     Example
     -------
     >>> import io
-    >>> from neuraxis._keras_progbar import Progbar
+    >>> from neuraxis._keras.progbar import Progbar
     >>> out = io.StringIO(); bar = Progbar(4, stream=out)
     >>> bar.update(4, [("loss", 0.5)]); out.getvalue().startswith("4/4 ━━━━━━━━━━━━━━━━━━━━ 0s")
     True

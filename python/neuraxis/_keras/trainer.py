@@ -13,9 +13,9 @@ import warnings
 
 import numpy as np
 
-from . import _core, _keras_backend, _keras_data as data
-from . import losses as losses_mod, metrics as metrics_mod
-from ._keras_progbar import Progbar
+from .. import _core, losses as losses_mod, metrics as metrics_mod
+from . import data, session
+from .progbar import Progbar
 
 
 class CallbackList:
@@ -23,7 +23,7 @@ class CallbackList:
 
     def __init__(self, callbacks=None, model=None, add_history=True, add_progbar=False,
                  verbose=1, **params):
-        from .callbacks import Callback, History, ProgbarLogger
+        from ..callbacks import Callback, History, ProgbarLogger
 
         if callbacks is not None and not isinstance(callbacks, (list, tuple)):
             callbacks = [callbacks]
@@ -214,7 +214,7 @@ def run_epoch(model, net, params, X, plan, sw, bs, shuffle, callbacks, every_bat
     """Train one epoch in as few engine calls as the callbacks and progress bar allow."""
     n = len(X)
     steps = math.ceil(n / bs)
-    rng = _keras_backend.rng()
+    rng = session.rng()
     perm = None
     if shuffle == "batch":
         perm = np.arange(n, dtype=np.int64)
@@ -251,7 +251,7 @@ def dropout_seed(model):
     seeds = [la.seed for la in model.layers
              if la._engine_kind == "dropout" and getattr(la, "seed", None) is not None]
     if not seeds:
-        return _keras_backend.draw_seed()
+        return session.draw_seed()
     if getattr(model, "_dropout_rng", None) is None:
         model._dropout_rng = np.random.default_rng([int(s) for s in seeds])
     return int(model._dropout_rng.integers(0, 2**63 - 1))
@@ -300,7 +300,7 @@ def split_validation(x, y, sw, cw_sw, split):
 
 
 def warn_interrupted(epoch, done, steps):
-    from .layers._base import user_stacklevel
+    from ..layers._base import user_stacklevel
 
     warnings.warn(f"fit() interrupted by KeyboardInterrupt in epoch {epoch + 1} after {done} of "
                   f"{steps} batches; the model keeps the weights of the last completed batch and "

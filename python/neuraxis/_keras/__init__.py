@@ -1,0 +1,1 @@
+"""Internals of the Keras front (`neuraxis.models`, `neuraxis.layers`, ...)."""
