@@ -19,7 +19,7 @@ import numpy as np
 
 from ._keras.progbar import Progbar
 from ._keras.trainer import CallbackList  # noqa: F401  (public in keras.callbacks too)
-from .layers._base import user_stacklevel
+from ._keras.utils import user_stacklevel
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
 

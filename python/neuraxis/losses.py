@@ -15,6 +15,8 @@ Example
 """
 import numpy as np
 
+from ._keras.utils import to_snake_case
+
 _EPS = 1e-7
 
 
@@ -83,7 +85,7 @@ class Loss:
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         if reduction != "sum_over_batch_size":
             raise NotImplementedError(f"reduction={reduction!r} is not supported yet")
-        self.name = name or _snake(type(self).__name__)
+        self.name = name or to_snake_case(type(self).__name__)
         self.reduction = reduction
         self._kw = {}
 
@@ -103,11 +105,6 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _snake(name):
-    from ._keras.session import to_snake_case
-    return to_snake_case(name)
 
 
 class CategoricalCrossentropy(Loss):

@@ -17,7 +17,7 @@ Example
 """
 import numpy as np
 
-from ._keras import session
+from ._keras.utils import to_snake_case
 # Per sample: mean over outputs of (y - p)² / |y - p|: the same functions as the losses.
 from .losses import _pair, mean_absolute_error, mean_squared_error
 
@@ -51,7 +51,7 @@ class Metric:
     _direction = "up"
 
     def __init__(self, name=None, dtype=None):
-        self.name = name or session.to_snake_case(type(self).__name__)
+        self.name = name or to_snake_case(type(self).__name__)
         self.reset_state()
 
     def reset_state(self):

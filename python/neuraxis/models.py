@@ -23,8 +23,8 @@ from ._keras import data, session, trainer
 from . import layers as layers_mod, losses as losses_mod, metrics as metrics_mod
 from . import optimizers as optimizers_mod
 from ._keras.summary import print_summary
+from ._keras.utils import check_weight_list, normalize_shape
 from .layers import InputLayer, KerasTensor, Layer
-from .layers._base import check_weight_list, normalize_shape
 from .saving import load_model, model_from_json, save_model  # noqa: F401  (re-exported)
 
 __all__ = ["Sequential", "load_model", "save_model", "model_from_json"]

@@ -36,7 +36,7 @@ import zipfile
 
 import numpy as np
 
-from ._keras import session
+from ._keras.utils import to_snake_case
 
 FORMAT = "neuraxis-keras"
 FORMAT_VERSION = 1
@@ -50,7 +50,7 @@ def _weight_entries(model):
     """[(zip entry, live array)] in Keras's h5 naming: layers/<class>[_n]/vars/<i>.npy."""
     out, seen = [], {}
     for layer in model.layers:
-        base = session.to_snake_case(type(layer).__name__)
+        base = to_snake_case(type(layer).__name__)
         n = seen.get(base, 0)
         seen[base] = n + 1
         key = base if n == 0 else f"{base}_{n}"

@@ -6,20 +6,12 @@ unseeded initial weights, shuffles and dropout seeds from a global generator tha
 together, as `keras.utils.clear_session()` does.
 """
 import random
-import re
 from collections import defaultdict
 
 import numpy as np
 
 _uids = defaultdict(int)
 _rng = np.random.default_rng()
-
-
-def to_snake_case(name):
-    """Keras's class-name -> auto-name rule: `LeakyReLU` -> `leaky_re_lu`."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(prefix):

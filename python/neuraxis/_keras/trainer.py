@@ -16,6 +16,7 @@ import numpy as np
 from .. import _core, losses as losses_mod, metrics as metrics_mod
 from . import data, session
 from .progbar import Progbar
+from .utils import user_stacklevel
 
 
 class CallbackList:
@@ -300,8 +301,6 @@ def split_validation(x, y, sw, cw_sw, split):
 
 
 def warn_interrupted(epoch, done, steps):
-    from ..layers._base import user_stacklevel
-
     warnings.warn(f"fit() interrupted by KeyboardInterrupt in epoch {epoch + 1} after {done} of "
                   f"{steps} batches; the model keeps the weights of the last completed batch and "
                   "the returned History holds the completed epochs.", UserWarning,

@@ -6,43 +6,14 @@ which engine operation it is (`_engine_op`). It never computes anything itself:
 the model compiles the whole layer list into one engine network.
 """
 import math
-import os
-import sys
 import warnings
 
 import numpy as np
 
+from .. import ops
 from .._keras import session
-
-_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def user_stacklevel():
-    """Stack level of the first frame outside neuraxis, so warnings point at the user's line."""
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR):
-        frame = frame.f_back
-        level += 1
-    return level
-
-
-def normalize_shape(shape, what="shape"):
-    """A tuple of positive ints (None allowed, kept) from an int, list or tuple."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        shape = tuple(shape)
-    except TypeError:
-        raise ValueError(f"{what} must be a tuple of integers, got {shape!r}") from None
-    out = []
-    for d in shape:
-        if d is None:
-            out.append(None)
-        elif isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0:
-            out.append(int(d))
-        else:
-            raise ValueError(f"{what} must contain positive integers (or None), got {shape!r}")
-    return tuple(out)
+from .._keras.utils import (check_weight_list, normalize_shape,  # noqa: F401  (re-exported)
+                            to_snake_case, user_stacklevel)
 
 
 def _check_dtype(dtype):
@@ -88,7 +59,7 @@ class Layer:
             raise NotImplementedError("activity_regularizer is not supported yet")
         _check_dtype(dtype)
         if name is None:
-            name = session.unique_name(session.to_snake_case(type(self).__name__))
+            name = session.unique_name(to_snake_case(type(self).__name__))
         if not isinstance(name, str) or "/" in name or not name:
             raise ValueError("Argument `name` must be a non-empty string and cannot contain "
                              f"character `/`. Received: name={name!r}")
@@ -195,8 +166,6 @@ class Layer:
         return self._call_array(x, bool(training))
 
     def _call_array(self, x, training):
-        from .. import ops
-
         op = self._engine_op()
         if op[0] == "dense":
             W = self.weights[0]
@@ -224,24 +193,6 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
-
-
-def check_weight_list(owner, named, weights):
-    """Validate a `set_weights` list against [(name, array)] before touching anything."""
-    if not isinstance(weights, (list, tuple)):
-        raise ValueError(f"set_weights expects a list of arrays, got {type(weights).__name__}")
-    if len(weights) != len(named):
-        raise ValueError(
-            f"You called `set_weights(weights)` on layer '{owner}' with a weight list of length "
-            f"{len(weights)}, but the layer was expecting {len(named)} weights.")
-    for (name, a), w in zip(named, weights):
-        try:
-            w = np.asarray(w, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise ValueError(f"Weight '{name}' of layer '{owner}' is not numeric: {w!r}") from None
-        if w.shape != a.shape:
-            raise ValueError(f"Layer '{owner}' weight '{name}' shape {a.shape} is not compatible "
-                             f"with provided weight shape {w.shape}.")
 
 
 def feature_count(shape):
