@@ -235,7 +235,7 @@ def test_activation_layers_fused_or_not_match_numpy(layer, fn):
 
 
 def test_engine_specs_fuse_and_place_dropout():
-    from neuraxis._keras.trainer import engine_specs
+    from neuraxis._keras.specs import engine_specs
     model = Sequential([Dropout(0.1, input_shape=(4,)), Dense(8), LeakyReLU(0.2), Dropout(0.3),
                         Dropout(0.2), Dense(3), Activation("sigmoid"), Activation("tanh")])
     specs, params = engine_specs(model)

@@ -2,7 +2,7 @@
 
 A Sequential model is a list of config-only layers. On first data (or `build`)
 each layer creates its float32 weights; `fit`/`evaluate`/`predict` compile the
-list into one engine network (see `_keras.trainer.engine_specs`) that updates
+list into one engine network (see `_keras.specs.engine_specs`) that updates
 those same arrays in place.
 
 Example
@@ -19,9 +19,10 @@ import json
 
 import numpy as np
 
-from ._keras import data, session, trainer
+from ._keras import data, session, specs, trainer
 from . import layers as layers_mod, losses as losses_mod, metrics as metrics_mod
 from . import optimizers as optimizers_mod
+from ._keras.progbar import Progbar
 from ._keras.summary import print_summary
 from ._keras.utils import check_weight_list, normalize_shape
 from .layers import InputLayer, KerasTensor, Layer
@@ -277,8 +278,8 @@ class Sequential:
         """Loss and metrics on (x, y): `[loss, *metrics]`, a scalar, or a dict."""
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="evaluate")
-        net, params = trainer.network(self, plan.engine_loss)
-        bar = trainer.Progbar(-(-len(X) // bs), verbose=verbose) if verbose else None
+        net, params = specs.network(self, plan.engine_loss)
+        bar = Progbar(-(-len(X) // bs), verbose=verbose) if verbose else None
         self._running = trainer.evaluate_arrays(self, net, params, X, plan.Y, sw, bs, plan.names,
                                                 plan.engine_metrics, bar)
         return self._results(return_dict)
@@ -315,7 +316,7 @@ class Sequential:
                        return_dict=False):
         """One optimizer step on (x, y) as a single batch; returns the running metrics."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, class_weight, "train_on_batch")
-        net, params = trainer.network(self, plan.engine_loss)
+        net, params = specs.network(self, plan.engine_loss)
         self.optimizer.build(params)
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
@@ -328,7 +329,7 @@ class Sequential:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch, accumulated like Keras's metric state."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")
-        net, params = trainer.network(self, plan.engine_loss)
+        net, params = specs.network(self, plan.engine_loss)
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
         self._running.add(net.evaluate(params, X, plan.Y, sw, max(len(X), 1),
