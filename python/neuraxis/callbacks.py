@@ -17,9 +17,9 @@ import warnings
 
 import numpy as np
 
+from ._keras.data import verbosity
 from ._keras.progbar import Progbar
-from ._keras.trainer import CallbackList  # noqa: F401  (public in keras.callbacks too)
-from ._keras.utils import user_stacklevel
+from ._keras.utils import monitor_op, user_stacklevel
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
 
@@ -102,8 +102,6 @@ class ProgbarLogger(Callback):
         self.bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        from ._keras.data import verbosity
-
         verbose, epochs = verbosity(self.params.get("verbose", 1)), self.params.get("epochs", 1)
         if verbose and epochs > 1:
             print(f"Epoch {epoch + 1}/{epochs}", flush=True)
@@ -123,31 +121,49 @@ class ProgbarLogger(Callback):
             self.bar.close_line()
 
 
-def _monitor_op(monitor, mode, model, who):
-    """np.less or np.greater for `monitor`, Keras's 'auto' rule included."""
-    if mode not in ("auto", "min", "max"):
-        warnings.warn(f"{who} mode {mode} is unknown, fallback to auto mode.",
-                      stacklevel=user_stacklevel())
-        mode = "auto"
-    if mode == "min":
-        return np.less
-    if mode == "max":
-        return np.greater
-    name = monitor[4:] if monitor.startswith("val_") else monitor
-    if name == "loss":
-        return np.less
-    direction = getattr(model, "_metric_directions", {}).get(name)
-    if direction is None and name in ("accuracy", "acc") or (direction is None and "acc" in name):
-        direction = "up"
-    if direction is None and name in ("mse", "mae", "mean_squared_error", "mean_absolute_error"):
-        direction = "down"
-    if direction is None:
-        raise ValueError(
-            f"{who} callback received monitor={monitor} but neuraxis isn't able to automatically "
-            "determine whether that metric should be maximized or minimized. Pass `mode='max'` "
-            "in order to do early stopping based on the highest metric value, or pass "
-            "`mode='min'` in order to use the lowest value.")
-    return np.greater if direction == "up" else np.less
+class CallbackList:
+    """The callbacks of one `fit`: the user's, then History, then the progress bar (Keras's
+    order). `fit` builds one; `cbs.on_epoch_end(epoch, logs)` calls each callback's hook.
+
+    Example
+    -------
+    >>> from neuraxis.callbacks import CallbackList, History
+    >>> cbs = CallbackList([], add_history=True, epochs=2)
+    >>> cbs.on_train_begin(); isinstance(cbs.history, History), cbs.params
+    (True, {'verbose': 1, 'epochs': 2})
+    """
+
+    def __init__(self, callbacks=None, model=None, add_history=True, add_progbar=False,
+                 verbose=1, **params):
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            callbacks = [callbacks]
+        self.callbacks = list(callbacks or [])
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise ValueError(f"callbacks must be Callback instances, got {cb!r}")
+        self.history = next((c for c in self.callbacks if isinstance(c, History)), None)
+        if self.history is None and add_history:
+            self.history = History()
+            self.callbacks.append(self.history)
+        if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
+        self.params = {"verbose": verbose, **params}
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(self.params)
+
+    def every_batch(self):
+        """True when some callback must see every single batch (one engine call per batch)."""
+        return any(cb._wants_every_batch() for cb in self.callbacks)
+
+    def call(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+    def __getattr__(self, hook):
+        if hook.startswith("on_"):
+            return lambda *args: self.call(hook, *args)
+        raise AttributeError(hook)
 
 
 class EarlyStopping(Callback):
@@ -176,7 +192,7 @@ class EarlyStopping(Callback):
         self.wait = self.stopped_epoch = self.best_epoch = 0
         self.best, self.best_weights = None, None
         if self.monitor_op is None:
-            self.monitor_op = _monitor_op(self.monitor, self.mode, self.model, "EarlyStopping")
+            self.monitor_op = monitor_op(self.monitor, self.mode, self.model, "EarlyStopping")
             if self.monitor_op is np.less:
                 self.min_delta = -self.min_delta
 

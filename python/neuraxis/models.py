@@ -20,7 +20,8 @@ import json
 import numpy as np
 
 from ._keras import data, session, specs, trainer
-from . import layers as layers_mod, losses as losses_mod, metrics as metrics_mod
+from . import callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
+from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
 from ._keras.progbar import Progbar
 from ._keras.summary import print_summary
@@ -271,7 +272,7 @@ class Sequential:
                                       "which are not supported; pass arrays")
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
                            validation_data, shuffle, class_weight, sample_weight, initial_epoch,
-                           validation_batch_size, validation_freq)
+                           validation_batch_size, validation_freq, callbacks_mod.CallbackList)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):

@@ -20,44 +20,6 @@ from .specs import network
 from .utils import user_stacklevel
 
 
-class CallbackList:
-    """The user's callbacks, then History, then the progress bar (Keras's order)."""
-
-    def __init__(self, callbacks=None, model=None, add_history=True, add_progbar=False,
-                 verbose=1, **params):
-        from ..callbacks import Callback, History, ProgbarLogger
-
-        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-            callbacks = [callbacks]
-        self.callbacks = list(callbacks or [])
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise ValueError(f"callbacks must be Callback instances, got {cb!r}")
-        self.history = next((c for c in self.callbacks if isinstance(c, History)), None)
-        if self.history is None and add_history:
-            self.history = History()
-            self.callbacks.append(self.history)
-        if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
-            self.callbacks.append(ProgbarLogger())
-        self.params = {"verbose": verbose, **params}
-        for cb in self.callbacks:
-            cb.set_model(model)
-            cb.set_params(self.params)
-
-    def every_batch(self):
-        """True when some callback must see every single batch (one engine call per batch)."""
-        return any(cb._wants_every_batch() for cb in self.callbacks)
-
-    def call(self, hook, *args):
-        for cb in self.callbacks:
-            getattr(cb, hook)(*args)
-
-    def __getattr__(self, hook):
-        if hook.startswith("on_"):
-            return lambda *args: self.call(hook, *args)
-        raise AttributeError(hook)
-
-
 # --- targets and metrics for one call ---------------------------------------------------
 class Plan:
     """What one fit/evaluate call trains on: engine loss, targets, metric names."""
@@ -262,8 +224,14 @@ def warn_interrupted(epoch, done, steps):
 
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
         shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size,
-        validation_freq):
-    """Keras's fit on NumPy data; returns the History callback."""
+        validation_freq, callback_list):
+    """Keras's fit on NumPy data; returns the History callback.
+
+    `callback_list` is `neuraxis.callbacks.CallbackList` (passed in by the public
+    `Sequential.fit`, so that nothing here imports the public callbacks module): called as
+    `callback_list(callbacks, model=..., add_history=..., add_progbar=..., verbose=...,
+    epochs=..., steps=...)` once the data checked out, it returns the CallbackList to run.
+    """
     given_verbose, verbose = verbose, data.verbosity(verbose)
     bs = data.batch_size(batch_size)
     for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
@@ -296,8 +264,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     net, params = network(model, plan.engine_loss)
     model.optimizer.build(params)
     steps = math.ceil(len(X) / bs)
-    cbs = CallbackList(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
-                       verbose=given_verbose, epochs=epochs, steps=steps)
+    cbs = callback_list(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
+                        verbose=given_verbose, epochs=epochs, steps=steps)
     frozen, every_batch = _frozen(model), cbs.every_batch()
     vbs = data.batch_size(validation_batch_size, bs)
     model.stop_training = False

@@ -2,6 +2,7 @@
 import os
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -59,3 +60,30 @@ def check_weight_list(owner, named, weights):
         if w.shape != a.shape:
             raise ValueError(f"Layer '{owner}' weight '{name}' shape {a.shape} is not compatible "
                              f"with provided weight shape {w.shape}.")
+
+
+def monitor_op(monitor, mode, model, who):
+    """np.less or np.greater for a callback's `monitor`, Keras's 'auto' rule included."""
+    if mode not in ("auto", "min", "max"):
+        warnings.warn(f"{who} mode {mode} is unknown, fallback to auto mode.",
+                      stacklevel=user_stacklevel())
+        mode = "auto"
+    if mode == "min":
+        return np.less
+    if mode == "max":
+        return np.greater
+    name = monitor[4:] if monitor.startswith("val_") else monitor
+    if name == "loss":
+        return np.less
+    direction = getattr(model, "_metric_directions", {}).get(name)
+    if direction is None and name in ("accuracy", "acc") or (direction is None and "acc" in name):
+        direction = "up"
+    if direction is None and name in ("mse", "mae", "mean_squared_error", "mean_absolute_error"):
+        direction = "down"
+    if direction is None:
+        raise ValueError(
+            f"{who} callback received monitor={monitor} but neuraxis isn't able to automatically "
+            "determine whether that metric should be maximized or minimized. Pass `mode='max'` "
+            "in order to do early stopping based on the highest metric value, or pass "
+            "`mode='min'` in order to use the lowest value.")
+    return np.greater if direction == "up" else np.less
