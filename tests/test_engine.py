@@ -366,6 +366,26 @@ def activation(w, act, alpha=0.0, dropout=0.0):
     return ("activation", w, w, act, alpha, dropout)
 
 
+def engine_layers(specs):
+    """The reference's 6-tuples as the engine's layer dicts: a tuple's dropout becomes a
+    Dropout layer right after it. Returns (dicts, {tuple index: its Dropout's layer index})."""
+    layers, drop_at = [], {}
+    for i, (kind, _, n_out, act, alpha, *rest) in enumerate(specs):
+        if kind == "dense":
+            layers.append({"kind": "dense", "units": n_out, "activation": act, "alpha": alpha})
+        else:
+            layers.append({"kind": "activation", "activation": act, "alpha": alpha})
+        if rest and rest[0] > 0:
+            drop_at[i] = len(layers)
+            layers.append({"kind": "dropout", "rate": rest[0]})
+    return layers, drop_at
+
+
+def make_net(cls, specs, loss, reduction="weights"):
+    """An engine network for the reference's specs, on inputs of width specs[0][1]."""
+    return cls([specs[0][1]], engine_layers(specs)[0], loss, reduction)
+
+
 def init_params(rng, specs, dtype=np.float64, w_scale=1.0):
     params = []
     for kind, n_in, n_out, *_ in specs:
@@ -439,7 +459,7 @@ def net_data(rng, specs, target, n=11, dtype=np.float64):
 @pytest.mark.parametrize("case", KERAS_NETS, ids=[c[0] for c in KERAS_NETS])
 def test_keras_network_gradient_matches_finite_differences(case, weighted, rng):
     _, specs, loss, target = case
-    net = _core.Network64(specs, loss, "batch_size")
+    net = make_net(_core.Network64, specs, loss, "batch_size")
     params = init_params(rng, specs)
     X, Y = net_data(rng, specs, target)
     sw = weights(rng, X.shape[0]) if weighted else None
@@ -460,8 +480,7 @@ def test_sklearn_network_gradient_with_weights_and_l2(case, rng):
     _, specs, loss, target = case
     alpha = 0.3
     # scikit-learn's front builds 4-tuples (fan_in, fan_out, activation, alpha)
-    specs4 = [s[1:5] for s in specs] if all(s[0] == "dense" for s in specs) else specs
-    net = _core.Network64(specs4, loss, "weights")
+    net = make_net(_core.Network64, specs, loss, "weights")
     params = init_params(rng, specs)
     X, Y = net_data(rng, specs, target)
     sw = weights(rng, X.shape[0])
@@ -483,7 +502,7 @@ def test_sklearn_squared_error_gradient_keeps_sklearns_delta(rng):
     # k > 1 outputs: scikit-learn trains with delta P - Y, k times the derivative of
     # 0.5 * mean over outputs; the L2 part alpha/sum(w) W is not scaled.
     specs = [dense(5, 6, "tanh"), dense(6, 3, "identity")]
-    net = _core.Network64(specs, "squared_error", "weights")
+    net = make_net(_core.Network64, specs, "squared_error", "weights")
     params = init_params(rng, specs)
     X, Y = net_data(rng, specs, "normal")
     sw = weights(rng, X.shape[0])
@@ -520,7 +539,7 @@ def test_float32_network_gradient_matches_float64_reference(case, rng):
     _, specs, loss, target = case
     reduction = "weights" if loss in ref.SKLEARN_LOSSES else "batch_size"
     alpha = 0.3 if reduction == "weights" else 0.0
-    net = _core.Network32(specs, loss, reduction)
+    net = make_net(_core.Network32, specs, loss, reduction)
     params = init_params(rng, specs, np.float32)
     X, Y = net_data(rng, specs, target, dtype=np.float32)
     sw = weights(rng, X.shape[0]).astype(np.float32)
@@ -544,7 +563,7 @@ def test_loss_grad_same_on_one_and_two_threads(loss, reduction, alpha, rng, rest
     # 259 rows x 64-wide layers: above the engine's threshold, so two threads split
     # the rows (unevenly); the result must not depend on it
     n = 259
-    net = _core.Network64(BIG_SPECS, loss, reduction)
+    net = make_net(_core.Network64, BIG_SPECS, loss, reduction)
     params = init_params(rng, BIG_SPECS)
     X, Y = net_data(rng, BIG_SPECS, "onehot", n=n)
     sw = weights(rng, n)
@@ -570,7 +589,7 @@ def test_float32_loss_grad_on_two_threads_matches_reference(rng, restore_threads
     n = 256
     specs = [dense(10, 64, "relu"), activation(64, "leaky_relu", 0.2), dense(64, 64, "tanh"),
              dense(64, 3, "logistic")]
-    net = _core.Network32(specs, "binary_crossentropy", "batch_size")
+    net = make_net(_core.Network32, specs, "binary_crossentropy", "batch_size")
     params = init_params(rng, specs, np.float32)
     X, Y = net_data(rng, specs, "binary", n=n, dtype=np.float32)
     out = []
@@ -610,14 +629,15 @@ DROP_SPECS = [dense(5, 8, "relu", 0, 0.5), dense(8, 3, "softmax")]
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dropout_gradient_through_train_batches(dtype, rng):
     n, h, lr, seed = 12, 8, 0.5, 2024
-    net = NETWORK[dtype](DROP_SPECS, "categorical_crossentropy", "batch_size")
+    net = make_net(NETWORK[dtype], DROP_SPECS, "categorical_crossentropy", "batch_size")
     params = init_params(rng, DROP_SPECS, dtype)
     X, Y = net_data(rng, DROP_SPECS, "onehot", n=n, dtype=dtype)
     before = [p.copy() for p in params]
     tot = train_one_batch(net, params, sgd(lr), X, Y, None, seed)
     g_engine = [(b.astype(np.float64) - a.astype(np.float64)) / lr for a, b in zip(params, before)]
 
-    mask = ops.dropout_mask(seed, layer=0, row0=0, rows=n, cols=h, rate=0.5)
+    drop = engine_layers(DROP_SPECS)[1][0]  # the engine index of the Dropout after layer 0
+    mask = ops.dropout_mask(seed, layer=drop, row0=0, rows=n, cols=h, rate=0.5)
     assert 0 < np.count_nonzero(mask) < mask.size
     expect = ref.network_grad(DROP_SPECS, before, X, Y, "categorical_crossentropy", "batch_size",
                               masks={0: mask})
@@ -635,11 +655,11 @@ def test_dropout_gradient_through_train_batches(dtype, rng):
 def test_dropout_masks_continue_across_batches(rng):
     # batch b uses rows b*batch.. of the mask, whatever the chunking
     n, h, lr, seed, batch = 10, 8, 0.25, 77, 4
-    net = _core.Network64(DROP_SPECS, "categorical_crossentropy", "batch_size")
+    net = make_net(_core.Network64, DROP_SPECS, "categorical_crossentropy", "batch_size")
     params = init_params(rng, DROP_SPECS)
     X, Y = net_data(rng, DROP_SPECS, "onehot", n=n)
     expect = [p.copy() for p in params]
-    mask = ops.dropout_mask(seed, 0, 0, n, h, 0.5)
+    mask = ops.dropout_mask(seed, engine_layers(DROP_SPECS)[1][0], 0, n, h, 0.5)
     for b in range(3):
         s = slice(b * batch, min(n, (b + 1) * batch))
         g = ref.network_grad(DROP_SPECS, expect, X[s], Y[s], "categorical_crossentropy",
@@ -653,7 +673,7 @@ def test_dropout_masks_continue_across_batches(rng):
 
 def test_predict_evaluate_and_loss_grad_ignore_dropout(rng):
     specs = [dense(5, 8, "relu", 0, 0.5), activation(8, "tanh", 0, 0.3), dense(8, 3, "softmax")]
-    net = _core.Network64(specs, "categorical_crossentropy", "batch_size")
+    net = make_net(_core.Network64, specs, "categorical_crossentropy", "batch_size")
     params = init_params(rng, specs)
     X, Y = net_data(rng, specs, "onehot", n=9)
     P, nonfinite = net.predict(params, X)
@@ -672,7 +692,7 @@ def test_predict_evaluate_and_loss_grad_ignore_dropout(rng):
 
 
 def test_dropout_training_is_reproducible_per_seed(rng):
-    net = _core.Network64(DROP_SPECS, "categorical_crossentropy", "batch_size")
+    net = make_net(_core.Network64, DROP_SPECS, "categorical_crossentropy", "batch_size")
     params = init_params(rng, DROP_SPECS)
     X, Y = net_data(rng, DROP_SPECS, "onehot", n=16)
 
@@ -692,7 +712,7 @@ def test_dropout_training_is_reproducible_per_seed(rng):
 def test_dropout_mask_does_not_depend_on_thread_split(rng, restore_threads):
     specs = [dense(10, 64, "relu", 0, 0.5), dense(64, 64, "tanh", 0, 0.2), dense(64, 3, "softmax")]
     n, lr, seed = 256, 0.5, 5
-    net = _core.Network64(specs, "categorical_crossentropy", "batch_size")
+    net = make_net(_core.Network64, specs, "categorical_crossentropy", "batch_size")
     params = init_params(rng, specs)
     X, Y = net_data(rng, specs, "onehot", n=n)
     out = []
@@ -701,8 +721,9 @@ def test_dropout_mask_does_not_depend_on_thread_split(rng, restore_threads):
         ps = [p.copy() for p in params]
         train_one_batch(net, ps, sgd(lr), X, Y, None, seed)
         out.append(ps)
-    masks = {0: ops.dropout_mask(seed, 0, 0, n, 64, 0.5), 1: ops.dropout_mask(seed, 1, 0, n, 64,
-                                                                              0.2)}
+    at = engine_layers(specs)[1]
+    masks = {0: ops.dropout_mask(seed, at[0], 0, n, 64, 0.5),
+             1: ops.dropout_mask(seed, at[1], 0, n, 64, 0.2)}
     expect = ref.network_grad(specs, params, X, Y, "categorical_crossentropy", "batch_size",
                               masks=masks)
     for a, b, p, e in zip(out[0], out[1], params, expect):
@@ -716,7 +737,7 @@ BOOK_SPECS = [dense(5, 7, "tanh"), dense(7, 4, "softmax")]
 
 
 def book_setup(rng, n=23, reduction="batch_size"):
-    net = _core.Network64(BOOK_SPECS, "categorical_crossentropy", reduction)
+    net = make_net(_core.Network64, BOOK_SPECS, "categorical_crossentropy", reduction)
     params = init_params(rng, BOOK_SPECS, w_scale=2.0)
     X, Y = net_data(rng, BOOK_SPECS, "onehot", n=n)
     return net, params, X, Y, weights(rng, n)
@@ -778,7 +799,7 @@ def test_train_batches_totals_on_two_threads(rng, restore_threads):
     # one 259-row batch split over two threads: per-thread loss and metric partial
     # sums must all be added
     n = 259
-    net = _core.Network64(BIG_SPECS, "categorical_crossentropy", "batch_size")
+    net = make_net(_core.Network64, BIG_SPECS, "categorical_crossentropy", "batch_size")
     params = init_params(rng, BIG_SPECS, w_scale=2.0)
     X, Y = net_data(rng, BIG_SPECS, "onehot", n=n)
     sw = weights(rng, n)
@@ -923,33 +944,58 @@ def test_rmsprop_through_the_engine_matches_rmsprop_step(momentum, rng):
 GOOD = [dense(4, 5, "relu"), dense(5, 3, "softmax")]
 
 
-@pytest.mark.parametrize("specs,loss,reduction,match", [
-    ([("conv", 4, 5, "relu", 0.0, 0.0), GOOD[1]], "categorical_crossentropy", "batch_size",
-     "unknown layer kind 'conv'"),
-    (GOOD, "hinge", "batch_size", "unknown loss 'hinge'.*categorical_crossentropy"),
-    ([dense(4, 5, "swish"), GOOD[1]], "mse", "batch_size", "unknown activation 'swish'"),
-    ([dense(4, 5, "relu", 0, 1.0), GOOD[1]], "mse", "batch_size",
-     r"dropout rate must be in \[0, 1\)"),
-    ([dense(4, 5, "relu", 0, -0.2), GOOD[1]], "mse", "batch_size", "dropout rate"),
-    ([dense(4, 6, "relu"), GOOD[1]], "mse", "batch_size",
-     "layer 1 expects 5 inputs but the previous layer has 6 outputs"),
-    ([dense(4, 5, "relu"), ("activation", 5, 4, "tanh", 0.0, 0.0)], "mse", "batch_size",
-     "keeps its width"),
-    ([dense(4, 0, "relu")], "mse", "batch_size", "positive"),
+D45 = {"kind": "dense", "units": 5, "activation": "relu"}
+D3 = {"kind": "dense", "units": 3, "activation": "softmax"}
+
+
+@pytest.mark.parametrize("layers,loss,reduction,match", [
+    ([{"kind": "conv", "units": 5}, D3], "categorical_crossentropy", "batch_size",
+     "layer 0 \\(conv\\): unknown layer kind 'conv'; expected one of dense, activation"),
+    ([D45, D3], "hinge", "batch_size", "unknown loss 'hinge'.*categorical_crossentropy"),
+    ([{**D45, "activation": "swish"}, D3], "mse", "batch_size",
+     "unknown activation 'swish'; expected one of identity"),
+    ([D45, {"kind": "dropout", "rate": 1.0}, D3], "mse", "batch_size",
+     r"layer 1 \(dropout\): 'rate' must be in \[0, 1\)"),
+    ([D45, {"kind": "dropout", "rate": -0.2}], "mse", "batch_size", "rate"),
+    ([{**D45, "units": 0}], "mse", "batch_size", "'units' must be a positive integer, got 0"),
+    ([{"kind": "dense"}], "mse", "batch_size", "layer 0 \\(dense\\): missing key 'units'"),
+    ([{**D45, "unit": 3}], "mse", "batch_size", "unknown key\\(s\\) 'unit'"),
+    ([{"kind": "reshape", "target_shape": [3, -1]}], "mse", "batch_size",
+     "cannot reshape inputs of shape \\(4,\\)"),
+    ([{"kind": "reshape", "target_shape": [-1, -1]}], "mse", "batch_size", "at most one -1"),
     ([], "mse", "batch_size", "at least one layer"),
-    ([("dense", 4, 5, "relu", 0.0)], "mse", "batch_size", r"layer spec .* must be"),
-    (GOOD, "mse", "mean", "reduction must be"),
-    ([dense(4, 5, "relu"), dense(5, 3, "relu")], "softmax_log_loss", "weights",
+    ([D45, D3], "mse", "mean", "reduction must be"),
+    ([D45, {**D45, "units": 3}], "softmax_log_loss", "weights",
      "output activation does not match"),
 ])
-def test_bad_specs_raise_value_error(specs, loss, reduction, match):
+def test_bad_specs_raise_value_error(layers, loss, reduction, match):
     for cls in (_core.Network64, _core.Network32):
         with pytest.raises(ValueError, match=match):
-            cls(specs, loss, reduction)
+            cls([4], layers, loss, reduction)
+
+
+@pytest.mark.parametrize("layers,match", [
+    ([("dense", 4, 5, "relu")], "a layer spec must be a dict"),
+    ([{**D45, "units": "five"}], "'units' must be an integer"),
+    ([{**D45, "alpha": "0.5"}], "'alpha' must be a number"),
+    ([{**D45, "use_bias": 1}], "'use_bias' must be True or False"),
+    ([{**D45, "activation": None}], "'activation' has an unsupported value None"),
+    ([{"kind": "reshape", "target_shape": [2, 2.0]}], "'target_shape' must hold integers"),
+])
+def test_spec_with_wrong_field_types_raises(layers, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        _core.Network64([4], layers, "mse", "batch_size")
+
+
+def test_bad_input_shape_raises():
+    with pytest.raises(ValueError, match="must be positive"):
+        _core.Network64([4, 0], [D45], "mse", "batch_size")
+    with pytest.raises(ValueError, match="at least one axis"):
+        _core.Network64([], [D45], "mse", "batch_size")
 
 
 def good_net(rng, dtype=np.float64):
-    net = NETWORK[dtype](GOOD, "categorical_crossentropy", "batch_size")
+    net = make_net(NETWORK[dtype], GOOD, "categorical_crossentropy", "batch_size")
     params = init_params(rng, GOOD, dtype)
     X, Y = net_data(rng, GOOD, "onehot", n=6, dtype=dtype)
     return net, params, X, Y
@@ -1010,18 +1056,11 @@ def test_wrong_dtype_raises_type_error(rng):
         net.loss_grad(params, grads, X.astype(np.float32), Y, None, 0.0)
     with pytest.raises(TypeError, match="float64"):
         net.predict(p32, X)
-    net32 = _core.Network32(GOOD, "categorical_crossentropy", "batch_size")
+    net32 = make_net(_core.Network32, GOOD, "categorical_crossentropy", "batch_size")
     with pytest.raises(TypeError, match="float32"):
         net32.predict(params, X.astype(np.float32))
     with pytest.raises(TypeError, match="numpy array"):
         net.predict([p.tolist() for p in params], X)
-
-
-@pytest.mark.parametrize("spec", [("dense", 4, 5, "relu"), ("dense", 4, 5, "relu", 0.0, "0.5"),
-                                  (4, "five", "relu", 0.0)])
-def test_spec_with_wrong_field_types_raises_value_error(spec):
-    with pytest.raises(ValueError, match="layer spec"):
-        _core.Network64([spec], "mse", "batch_size")
 
 
 @pytest.mark.parametrize("kind", ["sgd", "adam", "rmsprop"])
@@ -1030,7 +1069,7 @@ def test_fit_epoch_with_l2_matches_steps_on_loss_grad(kind, rng):
     # loss_grad's gradient (which contains that term), and report the mean objective
     n, batch, alpha, lr = 18, 6, 0.5, 0.01
     specs = [dense(5, 7, "tanh"), dense(7, 4, "softmax")]
-    net = _core.Network64([s[1:5] for s in specs], "softmax_log_loss", "weights")
+    net = make_net(_core.Network64, specs, "softmax_log_loss", "weights")
     params = init_params(rng, specs)
     X, Y = net_data(rng, specs, "onehot", n=n)
     sw = weights(rng, n)

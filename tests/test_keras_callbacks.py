@@ -172,17 +172,17 @@ def test_csv_logger(tmp_path):
     path = tmp_path / "log.csv"
     h = model().fit(X, y, epochs=2, validation_split=0.25, callbacks=[CSVLogger(path)],
                     verbose=0)
-    rows = list(csv.reader(open(path)))
+    rows = list(csv.reader(path.read_text().splitlines()))
     assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [r[0] for r in rows[1:]] == ["0", "1"]
     assert float(rows[2][2]) == pytest.approx(h.history["loss"][1])
     # Without validation Keras still reserves val_ columns, filled with NA.
     model().fit(X, y, epochs=1, callbacks=[CSVLogger(path)], verbose=0)
-    rows = list(csv.reader(open(path)))
+    rows = list(csv.reader(path.read_text().splitlines()))
     assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert rows[1][3:] == ["NA", "NA"]
     model().fit(X, y, epochs=1, callbacks=[CSVLogger(path, append=True)], verbose=0)
-    assert len(list(csv.reader(open(path)))) == 3  # appended, no second header
+    assert len(list(csv.reader(path.read_text().splitlines()))) == 3  # appended, no second header
 
 
 def test_terminate_on_nan(capsys):

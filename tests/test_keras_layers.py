@@ -234,18 +234,24 @@ def test_activation_layers_fused_or_not_match_numpy(layer, fn):
     np.testing.assert_allclose(alone.predict(x, verbose=0), fn(x), rtol=1e-5, atol=1e-6)
 
 
-def test_engine_specs_fuse_and_place_dropout():
-    from neuraxis._keras.specs import engine_specs
+def test_stack_with_dropouts_and_chained_activations_matches_numpy():
+    # Dropout first and between layers, an activation fused into a linear Dense, two
+    # activations in a row: inference is the plain composition, training updates the
+    # model's own arrays in place.
     model = Sequential([Dropout(0.1, input_shape=(4,)), Dense(8), LeakyReLU(0.2), Dropout(0.3),
                         Dropout(0.2), Dense(3), Activation("sigmoid"), Activation("tanh")])
-    specs, params = engine_specs(model)
-    assert specs == [("activation", 4, 4, "identity", 0.0, 0.1, True),
-                     ("dense", 4, 8, "leaky_relu", 0.2, 0.3, True),
-                     ("activation", 8, 8, "identity", 0.0, 0.2, True),
-                     ("dense", 8, 3, "logistic", 0.0, 0.0, True),
-                     ("activation", 3, 3, "tanh", 0.0, 0.0, True)]
-    assert [p.shape for p in params] == [(4, 8), (8,), (8, 3), (3,)]
-    assert all(p is w for p, w in zip(params, model.weights))  # the engine updates them in place
+    x = np.random.default_rng(3).normal(size=(16, 4)).astype(np.float32)
+    W0, b0, W1, b1 = [w.astype(np.float64) for w in model.get_weights()]
+    z = x @ W0 + b0
+    h = np.where(z > 0, z, 0.2 * z)
+    expect = np.tanh(1 / (1 + np.exp(-(h @ W1 + b1))))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expect, rtol=1e-5, atol=1e-6)
+    arrays = model.weights
+    before = [a.copy() for a in arrays]
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, np.zeros((16, 3), np.float32), epochs=1, batch_size=8, verbose=0)
+    assert all(a is b for a, b in zip(arrays, model.weights))
+    assert all(not np.array_equal(a, b) for a, b in zip(arrays, before))
 
 
 def test_dense_without_bias_trains_like_keras():

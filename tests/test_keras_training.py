@@ -299,6 +299,24 @@ def test_frozen_layer_is_not_updated():
     for a, b in zip(first, model.layers[0].get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(last[0], model.layers[1].get_weights()[0])
+    # the frozen layer's optimizer moments never moved; the step count did
+    assert not any(a.any() for a in model.optimizer._m[:2] + model.optimizer._v[:2])
+    assert all(a.any() for a in model.optimizer._m[2:])
+    assert int(model.optimizer.iterations) == 4
+
+
+def test_unfreezing_after_training_trains_that_layer_again():
+    X, y = blobs(64)
+    model = Sequential([Input((5,)), Dense(8, activation="relu"), Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.trainable = False
+    before = model.get_weights()
+    model.fit(X, y, epochs=1, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.trainable = True
+    model.fit(X, y, epochs=1, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
 def test_train_and_test_on_batch_accumulate_like_keras():

@@ -1,6 +1,7 @@
 """The README's Python examples run as written (progress output silenced)."""
 import pathlib
 import re
+import warnings
 
 import pytest
 
@@ -21,7 +22,18 @@ def test_readme_has_examples():
 def test_readme_example_runs(i, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = BLOCKS[i].replace("epochs=30)", "epochs=30, verbose=0)")
-    exec(compile(code, f"README.md example {i}", "exec"), {})
+    # The Keras example keeps the deprecated spellings users copy from older tutorials
+    # (input_dim=, LeakyReLU(alpha=)); they must keep working and warn as Keras does.
+    expected = [w for w in ("input_dim=", "alpha=") if w in code]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(code, f"README.md example {i}", "exec"), {})
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == len(expected), messages
+    if "input_dim=" in expected:
+        assert any("input_shape`/`input_dim`" in m for m in messages)
+    if "alpha=" in expected:
+        assert any("`alpha` is deprecated" in m for m in messages)
     out = capsys.readouterr().out
     scores = [float(x) for x in re.findall(r"(?<![\d.])0\.\d+", out)]
     assert scores and max(scores) > 0.7  # the printed score / accuracy (chance: 0.5, 0.1)

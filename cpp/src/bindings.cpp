@@ -9,9 +9,7 @@
 
 #include "neuraxis/kernels.hpp"
 #include "neuraxis/network.hpp"
-#ifdef NEURAXIS_AVX512
-#include "neuraxis/gemm_avx512.hpp"
-#endif
+#include "neuraxis/threads.hpp"
 
 namespace py = pybind11;
 using namespace neuraxis;
@@ -93,64 +91,100 @@ py::dict totals_dict(const BatchTotals& t) {
     return d;
 }
 
+// A layer spec dict -> Config: scalars, strings and integer lists only.
+Config to_config(const py::handle& h, std::size_t index) {
+    const std::string where = "layer " + std::to_string(index);
+    if (!py::isinstance<py::dict>(h))
+        throw py::type_error(where + ": a layer spec must be a dict, got " +
+                             std::string(py::repr(h)));
+    std::map<std::string, Config::Value> values;
+    for (auto kv : py::reinterpret_borrow<py::dict>(h)) {
+        if (!py::isinstance<py::str>(kv.first))
+            throw py::type_error(where + ": keys must be strings, got " +
+                                 std::string(py::repr(kv.first)));
+        const auto key = kv.first.cast<std::string>();
+        const py::handle v = kv.second;
+        if (py::isinstance<py::bool_>(v))
+            values[key] = v.cast<bool>();
+        else if (py::isinstance<py::int_>(v))
+            values[key] = v.cast<std::int64_t>();
+        else if (py::isinstance<py::float_>(v))
+            values[key] = v.cast<double>();
+        else if (py::isinstance<py::str>(v))
+            values[key] = v.cast<std::string>();
+        else if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v)) {
+            std::vector<std::int64_t> ints;
+            for (auto e : py::reinterpret_borrow<py::sequence>(v)) {
+                if (!py::isinstance<py::int_>(e) || py::isinstance<py::bool_>(e))
+                    throw py::type_error(where + ": '" + key + "' must hold integers, got " +
+                                         std::string(py::repr(v)));
+                ints.push_back(e.cast<std::int64_t>());
+            }
+            values[key] = ints;
+        } else {
+            throw py::type_error(where + ": '" + key + "' has an unsupported value " +
+                                 std::string(py::repr(v)));
+        }
+    }
+    std::string kind = "?";
+    if (auto it = values.find("kind"); it != values.end())
+        if (auto p = std::get_if<std::string>(&it->second)) kind = *p;
+    return Config(where + " (" + kind + ")", std::move(values));
+}
+
+py::tuple shape_tuple(const Shape& s) {
+    py::tuple t(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) t[i] = s[i];
+    return t;
+}
+
 template <class T>
 struct PyNetwork {
     std::unique_ptr<Network<T>> net;
 
-    // specs: (fan_in, fan_out, activation, alpha) dense layers, or
-    // (kind, in, out, activation, alpha, dropout) with kind "dense" | "activation".
-    PyNetwork(const std::vector<py::tuple>& specs, const std::string& loss,
+    // input_shape: per-sample shape; layers: one dict per layer ({"kind": "dense", ...}).
+    PyNetwork(const std::vector<idx>& input_shape, const py::list& layers, const std::string& loss,
               const std::string& reduction) {
-        std::vector<LayerSpec> layers;
-        for (const auto& t : specs) {
-            LayerSpec s;
-            try {
-                std::size_t o = 0;
-                if (t.size() == 6 || t.size() == 7) {
-                    const auto kind = t[0].cast<std::string>();
-                    if (kind == "dense")
-                        s.kind = LayerKind::dense;
-                    else if (kind == "activation")
-                        s.kind = LayerKind::activation;
-                    else
-                        throw py::value_error("unknown layer kind '" + kind +
-                                              "'; expected dense or activation");
-                    o = 1;
-                    s.dropout = t[5].cast<double>();
-                    if (t.size() == 7) s.bias = t[6].cast<bool>();
-                } else if (t.size() != 4) {
-                    throw py::cast_error();
-                }
-                s.in = t[o].cast<idx>();
-                s.out = t[o + 1].cast<idx>();
-                s.act = parse_activation(t[o + 2].cast<std::string>(), t[o + 3].cast<double>());
-            } catch (const py::cast_error&) {
-                throw py::value_error("layer spec " + std::string(py::repr(t)) +
-                                      " must be (fan_in, fan_out, activation, alpha) or "
-                                      "(kind, in, out, activation, alpha, dropout[, use_bias])");
-            }
-            layers.push_back(s);
-        }
+        std::vector<Config> configs;
+        for (std::size_t i = 0; i < layers.size(); ++i) configs.push_back(to_config(layers[i], i));
         Reduction red;
         if (reduction == "weights")
             red = Reduction::weights;
         else if (reduction == "batch_size")
             red = Reduction::batch_size;
         else
-            throw py::value_error("reduction must be 'weights' or 'batch_size'");
-        net = std::make_unique<Network<T>>(std::move(layers), parse_loss(loss), red);
+            throw py::value_error("reduction must be 'weights' or 'batch_size', got '" +
+                                  reduction + "'");
+        net = std::make_unique<Network<T>>(Shape(input_shape), configs, parse_loss(loss), red);
     }
 
-    struct Data {
-        idx n;
-        const T *x, *y, *w;
-    };
-    Data data(const py::array& X, const py::array& Y, const py::object& sw) const {
-        Data d;
-        d.n = rows_of(X);
-        d.x = cptr_of<T>(X, "X", d.n, net->n_in());
-        d.y = cptr_of<T>(Y, "Y", d.n, net->n_out());
-        d.w = sw.is_none() ? nullptr : cptr_of<T>(sw, "sample_weight", d.n, 1);
+    // X (n, *input_shape) or (n, prod(input_shape)); lengths: int32 (n,) steps per row.
+    const T* rows_x(const py::array& X, idx& n) const {
+        n = rows_of(X);
+        return cptr_of<T>(X, "X", n, net->n_in());
+    }
+    const std::int32_t* lengths_of(const py::object& lengths, idx n) const {
+        if (lengths.is_none()) return nullptr;
+        const Shape& in = net->input_shape();
+        if (in.size() < 2)
+            throw py::value_error("lengths are for sequence inputs (steps, features); this "
+                                  "network's inputs have shape " + shape_str(in));
+        auto a = lengths.cast<py::array>();
+        const std::int32_t* p = cptr_of<std::int32_t>(a, "lengths", n, 1);
+        for (idx i = 0; i < n; ++i)
+            if (p[i] < 0 || p[i] > in[0])
+                throw py::value_error("lengths[" + std::to_string(i) + "] = " +
+                                      std::to_string(p[i]) + " is outside [0, " +
+                                      std::to_string(in[0]) + "]");
+        return p;
+    }
+    Data<T> data(const py::array& X, const py::array& Y, const py::object& sw,
+                 const py::object& lengths) const {
+        Data<T> d;
+        d.X = rows_x(X, d.n);
+        d.Y = cptr_of<T>(Y, "Y", d.n, net->n_out());
+        d.sw = sw.is_none() ? nullptr : cptr_of<T>(sw, "sample_weight", d.n, 1);
+        d.lengths = lengths_of(lengths, d.n);
         return d;
     }
 
@@ -165,10 +199,11 @@ struct PyNetwork {
     BatchTotals run(const py::list& params, OptConfig& opt, const py::list& m, const py::list& v,
                     const py::array& X, const py::array& Y, const py::object& sw,
                     const py::object& perm, idx batch, idx first, idx count, double alpha,
-                    const std::vector<std::string>& metrics, std::uint64_t seed) {
+                    const std::vector<std::string>& metrics, std::uint64_t seed,
+                    const py::object& lengths) {
         auto P = param_ptrs(*net, params, "params");
         auto st = state(opt, m, v);
-        auto d = data(X, Y, sw);
+        auto d = data(X, Y, sw, lengths);
         const std::int64_t* p = nullptr;
         if (!perm.is_none()) {
             auto pa = perm.cast<py::array>();
@@ -181,8 +216,8 @@ struct PyNetwork {
         BatchTotals tot;
         {
             py::gil_scoped_release release;
-            tot = net->train_batches(P, opt, st, d.x, d.y, d.w, d.n, p, batch, first, count, alpha,
-                                     mets, seed, python_interrupted);
+            tot = net->train_batches(P, opt, st, d, p, batch, first, count, alpha, mets, seed,
+                                     python_interrupted);
         }
         if (tot.interrupted) throw py::error_already_set();  // the pending KeyboardInterrupt
         return tot;
@@ -190,9 +225,9 @@ struct PyNetwork {
 
     // scikit-learn front: one epoch, returns the size-weighted mean batch objective.
     double fit_epoch(const py::list& params, OptConfig& opt, const py::list& m,
-                        const py::list& v, const py::array& X, const py::array& Y,
-                        const py::object& sw, const py::object& perm, idx batch, double alpha) {
-        auto tot = run(params, opt, m, v, X, Y, sw, perm, batch, 0, -1, alpha, {}, 0);
+                     const py::list& v, const py::array& X, const py::array& Y,
+                     const py::object& sw, const py::object& perm, idx batch, double alpha) {
+        auto tot = run(params, opt, m, v, X, Y, sw, perm, batch, 0, -1, alpha, {}, 0, py::none());
         return tot.rows ? tot.loss_sum / double(tot.rows) : 0.0;
     }
 
@@ -200,20 +235,21 @@ struct PyNetwork {
                            const py::list& v, const py::array& X, const py::array& Y,
                            const py::object& sw, const py::object& perm, idx batch, idx first,
                            idx count, const std::vector<std::string>& metrics, std::uint64_t seed,
-                           double alpha) {
-        return totals_dict(
-            run(params, opt, m, v, X, Y, sw, perm, batch, first, count, alpha, metrics, seed));
+                           double alpha, const py::object& lengths) {
+        return totals_dict(run(params, opt, m, v, X, Y, sw, perm, batch, first, count, alpha,
+                               metrics, seed, lengths));
     }
 
     py::dict evaluate(const py::list& params, const py::array& X, const py::array& Y,
-                      const py::object& sw, idx batch, const std::vector<std::string>& metrics) {
+                      const py::object& sw, idx batch, const std::vector<std::string>& metrics,
+                      const py::object& lengths) {
         auto P = param_ptrs(*net, params, "params", false);
-        auto d = data(X, Y, sw);
+        auto d = data(X, Y, sw, lengths);
         auto mets = parse_metrics(metrics);
         BatchTotals tot;
         {
             py::gil_scoped_release release;
-            tot = net->evaluate(P, d.x, d.y, d.w, d.n, batch, mets);
+            tot = net->evaluate(P, d, batch, mets);
         }
         return totals_dict(tot);
     }
@@ -222,43 +258,77 @@ struct PyNetwork {
                      const py::array& Y, const py::object& sw, double alpha) {
         auto P = param_ptrs(*net, params, "params", false);  // read only
         auto G = param_ptrs(*net, grads, "grads");
-        auto d = data(X, Y, sw);
+        auto d = data(X, Y, sw, py::none());
         py::gil_scoped_release release;
-        return net->loss_grad(P, G, d.x, d.y, d.w, d.n, alpha);
+        return net->loss_grad(P, G, d, alpha);
     }
 
-    py::tuple predict(const py::list& params, const py::array& X) const {
+    // (outputs of shape (n, *output_shape), whether the first computing layer saw NaN/inf)
+    py::tuple predict(const py::list& params, const py::array& X, const py::object& lengths,
+                      bool training, std::uint64_t seed) const {
         auto P = param_ptrs(*net, params, "params", false);  // read only
-        const idx n = rows_of(X);
-        const T* x = cptr_of<T>(X, "X", n, net->n_in());
-        Arr<T> out({n, net->n_out()});
+        idx n;
+        const T* x = rows_x(X, n);
+        const std::int32_t* len = lengths_of(lengths, n);
+        std::vector<py::ssize_t> shape{py::ssize_t(n)};
+        for (idx d : net->output_shape()) shape.push_back(py::ssize_t(d));
+        Arr<T> out(shape);
         T* o = out.mutable_data();
         bool nonfinite;
         {
             py::gil_scoped_release release;
-            nonfinite = net->predict(P, x, n, o);
+            nonfinite = net->predict(P, x, len, n, o, training, seed);
         }
         return py::make_tuple(out, nonfinite);
+    }
+
+    py::list param_shapes() const {
+        py::list out;
+        for (const auto& p : net->param_specs()) out.append(shape_tuple(p.shape));
+        return out;
+    }
+    py::list param_trainable() const {
+        py::list out;
+        for (const auto& p : net->param_specs()) out.append(p.trainable);
+        return out;
+    }
+    py::list layer_output_shapes() const {
+        py::list out;
+        for (std::size_t l = 0; l < net->n_layers(); ++l)
+            out.append(shape_tuple(net->layer(l).out_shape()));
+        return out;
     }
 };
 
 template <class T>
 void bind_network(py::module_& m, const char* name) {
     py::class_<PyNetwork<T>>(m, name)
-        .def(py::init<const std::vector<py::tuple>&, const std::string&, const std::string&>(),
-             py::arg("layers"), py::arg("loss"), py::arg("reduction") = "weights")
+        .def(py::init<const std::vector<idx>&, const py::list&, const std::string&,
+                      const std::string&>(),
+             py::arg("input_shape"), py::arg("layers"), py::arg("loss"),
+             py::arg("reduction") = "weights")
         .def("fit_epoch", &PyNetwork<T>::fit_epoch, py::arg("params"), py::arg("opt"),
              py::arg("m"), py::arg("v"), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("perm"), py::arg("batch_size"), py::arg("alpha"))
         .def("train_batches", &PyNetwork<T>::train_batches, py::arg("params"), py::arg("opt"),
              py::arg("m"), py::arg("v"), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("perm"), py::arg("batch_size"), py::arg("first_batch"),
-             py::arg("n_batches"), py::arg("metrics"), py::arg("seed"), py::arg("alpha") = 0.0)
+             py::arg("n_batches"), py::arg("metrics"), py::arg("seed"), py::arg("alpha") = 0.0,
+             py::arg("lengths") = py::none())
         .def("evaluate", &PyNetwork<T>::evaluate, py::arg("params"), py::arg("X"), py::arg("Y"),
-             py::arg("sample_weight"), py::arg("batch_size"), py::arg("metrics"))
+             py::arg("sample_weight"), py::arg("batch_size"), py::arg("metrics"),
+             py::arg("lengths") = py::none())
         .def("loss_grad", &PyNetwork<T>::loss_grad, py::arg("params"), py::arg("grads"),
              py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("alpha"))
-        .def("predict", &PyNetwork<T>::predict, py::arg("params"), py::arg("X"));
+        .def("predict", &PyNetwork<T>::predict, py::arg("params"), py::arg("X"),
+             py::arg("lengths") = py::none(), py::arg("training") = false, py::arg("seed") = 0)
+        .def_property_readonly("input_shape",
+                               [](const PyNetwork<T>& p) { return shape_tuple(p.net->input_shape()); })
+        .def_property_readonly("output_shape",
+                               [](const PyNetwork<T>& p) { return shape_tuple(p.net->output_shape()); })
+        .def_property_readonly("param_shapes", &PyNetwork<T>::param_shapes)
+        .def_property_readonly("param_trainable", &PyNetwork<T>::param_trainable)
+        .def_property_readonly("layer_output_shapes", &PyNetwork<T>::layer_output_shapes);
 }
 
 // ---- single kernels on NumPy arrays (neuraxis.ops) --------------------------
@@ -459,12 +529,11 @@ PYBIND11_MODULE(_core, m) {
     m.def("blas_num_threads", &blas_num_threads);
     m.def("blas_config", &blas_config);
     m.def("simd_level", &simd_level);
-    m.def("gemm_kernel", []() -> std::string {
-#ifdef NEURAXIS_AVX512
-        if (gemm_avx512_available()) return "neuraxis AVX-512 (products >= 4096 multiply-adds)";
-#endif
-        return "OpenBLAS";
-    });
+    m.def("names", []() {
+        py::dict d;
+        for (const auto& [family, names] : name_table()) d[py::str(family)] = names;
+        return d;
+    }, "Every name the engine accepts, by family (activations, losses, metrics, ...).");
 #ifdef NEURAXIS_VERSION
     m.attr("__version__") = NEURAXIS_VERSION;
 #endif

@@ -36,7 +36,6 @@ def show_config(file=None):
         f"neuraxis {__version__}",
         f"python: {platform.python_version()} ({platform.machine()})",
         f"blas: OpenBLAS {_core.blas_config()}",
-        f"gemm: {_core.gemm_kernel()}",
         f"threads: openmp={_core.get_num_threads()} openblas={_core.blas_num_threads()}",
         f"simd: {_core.simd_level()}",
     ]

@@ -322,8 +322,7 @@ class Sequential:
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
         res = trainer.train_chunk(self, net, params, X, plan.Y, sw, None, len(X), 0, 1,
-                                  plan.engine_metrics, trainer.dropout_seed(self),
-                                  trainer._frozen(self))
+                                  plan.engine_metrics, trainer.dropout_seed(self))
         self._running.add(res)
         return self._results(return_dict)
 

@@ -10,14 +10,9 @@
 #include <algorithm>
 #include <cblas.h>
 
-#ifdef NEURAXIS_AVX512
-#include "neuraxis/gemm_avx512.hpp"
-#endif
+#include "neuraxis/threads.hpp"
 
 namespace neuraxis {
-
-// Products at least this big go to our AVX-512 GEMM when the CPU has it.
-constexpr double kOwnGemmMinMacs = 4096;
 
 // The OpenBLAS entry points, one overload per type.
 inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
@@ -41,8 +36,7 @@ inline void blas_gemv(CBLAS_TRANSPOSE t, int m, int n, double alpha, const doubl
 
 // C = alpha * op(A) @ op(B) + beta * C on the calling thread. One row of C
 // (M == 1) goes to GEMV: GEMM would first pack all of B, which costs more
-// than the product itself for a single sample (predict latency). Larger
-// products go to our AVX-512 GEMM when the CPU has it, else OpenBLAS.
+// than the product itself for a single sample (predict latency).
 template <class T>
 void gemm1(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
            int ldb, T beta, T* C, int ldc) {
@@ -51,26 +45,16 @@ void gemm1(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, 
                   ta ? lda : 1, beta, C);
         return;
     }
-#ifdef NEURAXIS_AVX512
-    if (double(M) * N * K >= kOwnGemmMinMacs && gemm_avx512_available()) {
-        gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-#endif
     blas_gemm(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
               lda, B, ldb, beta, C, ldc);
 }
-
-// Below this many multiply-adds a GEMM runs on the calling thread.
-constexpr double kGemmParallelMacs = 2.0e5;
 
 // C(M,N) = alpha * op(A) @ op(B) + beta * C, row-major; rows of C split over threads.
 template <class T>
 void gemm(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
           T beta, T* C, int ldc) {
-    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    const double macs = double(M) * N * K;
-    if (nt <= 1 || macs < kGemmParallelMacs || M < 16) {
+    const int nt = threads_for(double(N) * K, M, 8);
+    if (nt <= 1) {
         gemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

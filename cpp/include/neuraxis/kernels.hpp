@@ -1,6 +1,7 @@
 // Kernel declarations. Each forward has its backward next to it; both are
 // instantiated for float and double in their .cpp file.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,21 @@ void dense_act_forward(const T* X, idx n, idx in, const T* W, const T* b, idx ou
 template <class T>
 void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY, T* dX, T* dW,
                     T* db);
+
+// ---- dropout (dropout.cpp) -------------------------------------------------
+// The inverted-dropout scale of element (row, col) of layer `layer` under
+// `seed`: 0 with probability `rate`, else 1 / (1 - rate). Counter based, so a
+// mask does not depend on how rows are split over threads or batches.
+double dropout_scale(std::uint64_t seed, std::uint64_t layer, std::uint64_t row, std::uint64_t col,
+                     double rate);
+// y[i][j] = x[i][j] * scale(seed, layer, row0 + i, j) for m rows of k values
+// (also the backward: dx = dy * the same scales).
+template <class T>
+void dropout_apply(std::uint64_t seed, std::uint64_t layer, idx row0, idx m, idx k, double rate,
+                   const T* x, T* y);
+// True when none of the n values is NaN or inf.
+template <class T>
+bool all_finite(const T* x, idx n);
 
 // ---- losses (losses.cpp) ----------------------------------------------------
 enum class Loss {
@@ -103,13 +119,15 @@ template <class T>
 double rmsprop_step(T* p, T* ms, T* mom, const T* g, idx n, double lr, double rho, double eps,
                   double momentum, double reg = 0.0, bool want_sumsq = false);
 
-// ---- threads (threads.cpp) ---------------------------------------------------
-void init_threads();
-void ensure_single_threaded_blas();
-void set_num_threads(int n);
-int get_num_threads();
-int blas_num_threads();
-std::string blas_config();
-std::string simd_level();
+// ---- the name table (names.cpp) -----------------------------------------------
+// Every name the engine accepts, by family ("activations", "losses", "metrics",
+// "optimizers", "layers"): exported to Python, where every registry and error
+// message uses it.
+std::vector<std::pair<std::string, std::vector<std::string>>> name_table();
+std::string join_names(const std::vector<std::string>& names);
+// Throws ValueError listing the valid names unless `name` is an optimizer.
+void check_optimizer(const std::string& name);
+// The names of one family of the table.
+std::vector<std::string> names_of(const std::string& family);
 
 }  // namespace neuraxis

@@ -8,9 +8,6 @@ namespace neuraxis {
 
 using idx = std::int64_t;
 
-// Work below this many elements stays on one thread: spawning costs more.
-constexpr idx kParallelThreshold = 1 << 15;
-
 struct ValueError : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };

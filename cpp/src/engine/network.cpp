@@ -1,3 +1,10 @@
+// Network: chains the layers' shapes, lays out their parameters, owns every
+// buffer (sized once per batch size), and runs one forward loop and one
+// reverse backward loop per block of rows. Training runs ONE parallel region
+// per batch: each thread gathers its rows, runs forward + backward into its
+// own gradient arrays, then after a barrier adds up the partial gradients
+// (fixed thread order) and applies the optimizer to its slice of each
+// parameter.
 #include "neuraxis/network.hpp"
 
 #include <omp.h>
@@ -6,284 +13,249 @@
 #include <cmath>
 #include <cstring>
 
+#include "neuraxis/threads.hpp"
+
 namespace neuraxis {
 
-namespace {
-
-// Counter-based uniform in [0, 1): the dropout mask of (seed, layer, row, col)
-// does not depend on how rows are split over threads.
-inline double uniform01(std::uint64_t seed, std::uint64_t layer, std::uint64_t row,
-                        std::uint64_t col) {
-    std::uint64_t z = seed ^ (layer * 0x9E3779B97F4A7C15ULL) ^ (row * 0xD1B54A32D192ED03ULL) ^
-                      (col * 0xAEF17502108EF2D9ULL);
-    z += 0x9E3779B97F4A7C15ULL;  // splitmix64 finaliser
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return double(z >> 11) * (1.0 / 9007199254740992.0);
-}
-
-}  // namespace
-
-double dropout_scale(std::uint64_t seed, std::uint64_t layer, std::uint64_t row, std::uint64_t col,
-                     double rate) {
-    return uniform01(seed, layer, row, col) < rate ? 0.0 : 1.0 / (1.0 - rate);
-}
-
 template <class T>
-Network<T>::Network(std::vector<LayerSpec> layers, Loss loss, Reduction reduction)
-    : layers_(std::move(layers)), loss_(loss), reduction_(reduction) {
-    if (layers_.empty()) throw ValueError("a network needs at least one layer");
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-        const LayerSpec& s = layers_[l];
-        if (s.in <= 0 || s.out <= 0) throw ValueError("layer sizes must be positive");
-        if (s.kind == LayerKind::activation && s.in != s.out)
-            throw ValueError("an activation layer keeps its width");
-        if (!(s.dropout >= 0.0 && s.dropout < 1.0))
-            throw ValueError("dropout rate must be in [0, 1), got " + std::to_string(s.dropout));
-        if (l > 0 && s.in != layers_[l - 1].out)
-            throw ValueError("layer " + std::to_string(l) + " expects " + std::to_string(s.in) +
-                             " inputs but the previous layer has " +
-                             std::to_string(layers_[l - 1].out) + " outputs");
-        if (s.act.kind == Act::softmax && l + 1 < layers_.size() && s.out < 1)
-            throw ValueError("softmax needs at least one unit");
-        any_dropout_ |= s.dropout > 0.0;
-        if (s.kind == LayerKind::dense) {
-            pidx_.push_back(int(psize_.size()));
-            psize_.push_back(s.in * s.out);
-            is_weight_.push_back(1);
-            if (s.bias) {
-                bidx_.push_back(int(psize_.size()));
-                psize_.push_back(s.out);
-                is_weight_.push_back(0);
-            } else {
-                bidx_.push_back(-1);
-            }
-        } else {
-            pidx_.push_back(-1);
-            bidx_.push_back(-1);
-        }
+Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
+                    Reduction reduction)
+    : input_(std::move(input)), loss_(loss), reduction_(reduction) {
+    if (input_.empty()) throw ValueError("the input shape needs at least one axis");
+    for (idx d : input_)
+        if (d < 1) throw ValueError("input shape " + shape_str(input_) + " must be positive");
+    if (configs.empty()) throw ValueError("a network needs at least one layer");
+    Shape shape = input_;
+    for (std::size_t l = 0; l < configs.size(); ++l) {
+        layers_.push_back(make_layer<T>(configs[l], shape, int(l)));
+        shape = layers_.back()->out_shape();
     }
-    const Act out = layers_.back().act.kind;
+    // Only reshaping layers: the output needs a buffer of its own.
+    const auto all_alias = [&] {
+        for (auto& la : layers_)
+            if (!la->aliases_input()) return false;
+        return true;
+    };
+    if (all_alias())
+        layers_.push_back(make_layer<T>(
+            Config("output", {{"kind", std::string("activation")},
+                              {"activation", std::string("identity")}}),
+            shape, int(layers_.size())));
+
+    const int L = int(layers_.size());
+    lowest_trained_ = L;
+    first_compute_ = -1;
+    for (int l = 0; l < L; ++l) {
+        const Layer<T>& la = *layers_[l];
+        owner_.push_back(la.aliases_input() ? (l ? owner_[l - 1] : -1) : l);
+        if (first_compute_ < 0 && !la.aliases_input()) first_compute_ = l;
+        pfirst_.push_back(int(pspec_.size()));
+        for (const ParamSpec& p : la.params()) {
+            pspec_.push_back(p);
+            psize_.push_back(numel(p.shape));
+            if (p.trainable) lowest_trained_ = std::min(lowest_trained_, l);
+        }
+        cost_per_row_ += la.macs_per_row();
+    }
+    pfirst_.push_back(int(pspec_.size()));
+
+    const int out = owner_[L - 1];
+    const Activation* act = layers_[out]->output_activation();
+    const Act want = loss_output_activation(loss_);
+    if (act && act->kind == want) fused_layer_ = out;  // dZ = c (P - Y) sw scale
     if ((loss_ == Loss::softmax_log_loss || loss_ == Loss::logistic_log_loss ||
          loss_ == Loss::squared_error || loss_ == Loss::poisson) &&
-        out != loss_output_activation(loss_))
+        fused_layer_ < 0)
         throw ValueError("the output activation does not match the loss");
     grads_.resize(psize_.size());
     for (std::size_t p = 0; p < psize_.size(); ++p) grads_[p].resize(psize_[p]);
+}
+
+// The threading rule's input: rows of `passes` x the forward cost each
+// (training runs forward + backward, ~3 forward passes).
+template <class T>
+int Network<T>::threads_for_rows(idx rows, double passes) const {
+    return threads_for(passes * cost_per_row_, rows, 8);
 }
 
 template <class T>
 void Network<T>::reserve(idx batch) {
     if (batch <= capacity_) return;
     const std::size_t L = layers_.size();
-    pre_.assign(L, {});
-    outs_.assign(L, {});
-    masks_.assign(L, {});
+    acts_.assign(L, {});
     deltas_.assign(L, {});
+    saved_.assign(L, {});
+    work_bytes_ = 0;
     for (std::size_t l = 0; l < L; ++l) {
-        const idx w = layers_[l].out;
-        pre_[l].resize(batch * w);
-        deltas_[l].resize(batch * w);
-        if (layers_[l].dropout > 0.0) {
-            outs_[l].resize(batch * w);
-            masks_[l].resize(batch * w);
-        }
+        const Layer<T>& la = *layers_[l];
+        work_bytes_ = std::max(work_bytes_, la.work_bytes(batch));
+        if (la.aliases_input()) continue;
+        acts_[l].resize(batch * la.out_size());
+        if (int(l) >= lowest_trained_) deltas_[l].resize(batch * la.out_size());
+        saved_[l].resize(batch * la.saved_bytes_per_row());
     }
+    for (auto& w : work_) w.assign(work_bytes_, std::byte{0});
     xbuf_.resize(batch * n_in());
     ybuf_.resize(batch * n_out());
     swbuf_.resize(batch);
+    lbuf_.resize(batch);
     capacity_ = batch;
 }
 
+// Per-thread gradient arrays (threads 1..nt-1), scratch and pointer lists
+// (all threads), sized once so the training loop never allocates.
 template <class T>
-void Network<T>::forward(const std::vector<T*>& params, const T* x, idx m,
-                         const std::vector<T*>& pre, const std::vector<T*>& outs,
-                         const std::vector<T*>& masks, idx row0, std::uint64_t seed,
-                         bool* nonfinite) const {
-    const T* a = x;
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-        const LayerSpec& s = layers_[l];
-        bool* check = (l == 0 && nonfinite) ? nonfinite : nullptr;
-        if (s.kind == LayerKind::dense) {
-            // GEMM, then bias + activation (+ the NaN/inf check) in one pass.
-            // A NaN/inf anywhere in a row of X makes that row of X W + b
-            // non-finite: checking here lets predict skip a pass over X.
-            const int p = pidx_[l];
-            dense_act_forward(a, m, s.in, params[p], bidx_[l] < 0 ? nullptr : params[bidx_[l]],
-                              s.out, s.act, pre[l], check);
-        } else {
-            std::memcpy(pre[l], a, sizeof(T) * m * s.out);
-            bias_act_forward(s.act, pre[l], static_cast<const T*>(nullptr), m, s.out, check);
-        }
-        if (!masks.empty() && s.dropout > 0.0) {
-            // inverted dropout: keep with probability 1 - rate, scale by 1 / (1 - rate)
-            const T keep_scale = T(1.0 / (1.0 - s.dropout));
-            for (idx i = 0; i < m; ++i)
-                for (idx j = 0; j < s.out; ++j) {
-                    const idx e = i * s.out + j;
-                    const T mk =
-                        uniform01(seed, l, std::uint64_t(row0 + i), std::uint64_t(j)) < s.dropout
-                            ? T(0)
-                            : keep_scale;
-                    masks[l][e] = mk;
-                    outs[l][e] = pre[l][e] * mk;
-                }
-            a = outs[l];
-        } else {
-            a = pre[l];
-        }
-    }
-}
-
-template <class T>
-double Network<T>::sum_sq_weights(const std::vector<T*>& params) const {
-    double sq = 0.0;
-    for (std::size_t p = 0; p < psize_.size(); ++p)
-        if (is_weight_[p])
-            for (idx i = 0; i < psize_[p]; ++i) sq += double(params[p][i]) * double(params[p][i]);
-    return sq;
-}
-
-// Per-thread gradient buffers (threads 1..nt-1) and pointer scratch (all
-// threads), sized once so the training loop itself never allocates.
-template <class T>
-void Network<T>::ensure_thread_grads(int nt) {
+void Network<T>::ensure_threads(int nt) {
     if (int(scratch_.size()) >= nt) return;
     tgrads_.resize(nt - 1);
     for (auto& g : tgrads_) {
         if (!g.empty()) continue;
         g.resize(grads_.size());
-        for (std::size_t p = 0; p < grads_.size(); ++p) g[p].resize(grads_[p].size());
+        for (std::size_t p = 0; p < grads_.size(); ++p)
+            if (pspec_[p].trainable) g[p].resize(grads_[p].size());
     }
+    work_.resize(nt);
+    for (auto& w : work_) w.resize(work_bytes_);
     const std::size_t L = layers_.size();
     scratch_.resize(nt);
     for (auto& sc : scratch_) {
-        sc.pre.resize(L);
         sc.outs.resize(L);
-        sc.masks.resize(L);
         sc.deltas.resize(L);
+        sc.saved.resize(L);
         sc.G.resize(grads_.size());
     }
 }
 
 template <class T>
-int Network<T>::threads_for(idx m) const {
-    idx macs_per_row = 0;
-    for (const auto& s : layers_) macs_per_row += s.in * s.out;
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    nt = int(std::min<idx>(nt, std::max<idx>(1, m / 8)));
-    if (double(macs_per_row) * double(m) * 3.0 < 3.0e5) nt = 1;
-    return nt;
+void Network<T>::set_thread_grads(int t, const std::vector<T*>& grads) {
+    std::vector<T*>& G = scratch_[t].G;
+    for (std::size_t p = 0; p < grads.size(); ++p)
+        G[p] = !pspec_[p].trainable ? nullptr : t == 0 ? grads[p] : tgrads_[t - 1][p].data();
 }
 
-// Forward and backward on rows [r0, r1) of a batch (x, y, sw point at the
-// batch's first row); this thread's gradients go to G. Returns sum_i w_i l_i
-// over its rows; adds sum_i (w_i) metric_i to met.
+// One forward loop: layer l reads outs[l-1] (x for the first) and writes outs[l];
+// a layer that aliases its input has outs[l] == outs[l-1] and does nothing.
 template <class T>
-double Network<T>::rows_pass(const std::vector<T*>& params, const std::vector<T*>& G, const T* x,
-                             const T* y, const T* sw, idx r0, idx r1, double scale, bool use_masks,
-                             idx row0, std::uint64_t seed, const std::vector<MetricSpec>* metrics,
-                             double* met) {
-    const std::size_t L = layers_.size();
+void Network<T>::forward(const std::vector<T*>& params, const Rows& r, const T* x,
+                         const std::vector<T*>& outs, const std::vector<std::byte*>& saved,
+                         bool* nonfinite) const {
+    Rows rl = r;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const Layer<T>& la = *layers_[l];
+        if (la.aliases_input()) continue;
+        rl.nonfinite = int(l) == first_compute_ ? nonfinite : nullptr;
+        la.forward(rl, params.data() + pfirst_[l], l ? outs[l - 1] : x, outs[l], saved[l]);
+    }
+}
+
+template <class T>
+double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>& b, idx r0,
+                             idx r1, double scale, bool training, idx row0, std::uint64_t seed,
+                             const std::vector<MetricSpec>* metrics, double* met) {
+    const int L = int(layers_.size());
     const idx k = n_out(), mr = r1 - r0;
-    Scratch& sc = scratch_[omp_get_thread_num()];
-    std::vector<T*>&pre = sc.pre, &outs = sc.outs, &deltas = sc.deltas;
-    const std::vector<T*>& masks = use_masks ? sc.masks : no_masks_;
-    for (std::size_t l = 0; l < L; ++l) {
-        const idx w = layers_[l].out;
-        pre[l] = pre_[l].data() + r0 * w;
-        deltas[l] = deltas_[l].data() + r0 * w;
-        const bool drop = use_masks && layers_[l].dropout > 0.0;
-        outs[l] = drop ? outs_[l].data() + r0 * w : pre[l];
-        if (use_masks) sc.masks[l] = drop ? masks_[l].data() + r0 * w : nullptr;
+    Scratch& sc = scratch_[t];
+    if (mr <= 0) {  // no rows: zero gradients
+        for (std::size_t p = 0; p < sc.G.size(); ++p)
+            if (sc.G[p]) std::fill(sc.G[p], sc.G[p] + psize_[p], T(0));
+        return 0.0;
     }
-    const T* xr = x + r0 * n_in();
-    const T* yr = y + r0 * k;
-    const T* swr = sw ? sw + r0 : nullptr;
-    double wl = 0.0;
-    if (mr > 0) {
-        forward(params, xr, mr, pre, outs, masks, row0 + r0, seed, nullptr);
-        const T* P = outs[L - 1];
-        double w = double(mr);
-        if (swr) {
-            w = 0.0;
-            for (idx i = 0; i < mr; ++i) w += swr[i];
-        }
-        wl = w > 0 ? loss_value(loss_, P, yr, swr, mr, k) * w : 0.0;
-        if (metrics)
-            for (std::size_t j = 0; j < metrics->size(); ++j)
-                met[j] += metric_sum((*metrics)[j].metric, P, yr,
-                                     (*metrics)[j].weighted ? swr : nullptr, mr, k);
-        if (canonical() && layers_.back().dropout == 0.0) {  // dZ = c (P - Y) sw scale
-            loss_delta(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
-        } else {  // dP, through dropout and the output activation
-            loss_grad_output(loss_, P, yr, swr, mr, k, scale, deltas[L - 1]);
-            if (use_masks && layers_[L - 1].dropout > 0.0)
-                for (idx i = 0; i < mr * k; ++i) deltas[L - 1][i] *= masks[L - 1][i];
-            act_backward(layers_[L - 1].act, pre[L - 1], deltas[L - 1], mr, k);
-        }
+    const T* x = b.X + r0 * n_in();
+    for (int l = 0; l < L; ++l) {
+        const int o = owner_[l];
+        const idx w = layers_[l]->out_size();
+        sc.outs[l] = o < 0 ? const_cast<T*>(x) : acts_[o].data() + r0 * w;
+        sc.deltas[l] = (o < 0 || deltas_[o].empty()) ? nullptr : deltas_[o].data() + r0 * w;
+        sc.saved[l] = saved_[l].empty() ? nullptr
+                                        : saved_[l].data() + r0 * layers_[l]->saved_bytes_per_row();
     }
-    for (std::size_t l = L; l-- > 0;) {
-        const LayerSpec& s = layers_[l];
-        T* dX = l == 0 ? nullptr : deltas[l - 1];
-        if (s.kind == LayerKind::dense) {
-            const int p = pidx_[l];
-            const T* a_in = l == 0 ? xr : outs[l - 1];
-            // dW = X_t^T dZ_t, db = colsum dZ_t, dX = dZ_t W^T (no rows: zero grads)
-            dense_backward(a_in, mr, s.in, params[p], s.out, deltas[l], dX, G[p],
-                           bidx_[l] < 0 ? nullptr : G[bidx_[l]]);
-        } else if (dX && mr > 0) {
-            std::memcpy(dX, deltas[l], sizeof(T) * mr * s.out);
-        }
-        if (dX && mr > 0) {
-            const LayerSpec& below = layers_[l - 1];
-            if (use_masks && below.dropout > 0.0)
-                for (idx i = 0; i < mr * below.out; ++i) dX[i] *= masks[l - 1][i];
-            act_backward(below.act, pre[l - 1], dX, mr, below.out);
-        }
+    Rows r;
+    r.m = mr;
+    r.row0 = row0 + r0;
+    r.seed = seed;
+    r.training = training;
+    r.lengths = b.lengths ? b.lengths + r0 : nullptr;
+    r.work = work_[t].data();
+    forward(params, r, x, sc.outs, sc.saved, nullptr);
+
+    const T* P = sc.outs[L - 1];
+    const T* y = b.Y + r0 * k;
+    const T* sw = b.sw ? b.sw + r0 : nullptr;
+    double w = double(mr);
+    if (sw) {
+        w = 0.0;
+        for (idx i = 0; i < mr; ++i) w += sw[i];
+    }
+    const double wl = w > 0 ? loss_value(loss_, P, y, sw, mr, k) * w : 0.0;
+    if (metrics)
+        for (std::size_t j = 0; j < metrics->size(); ++j)
+            met[j] += metric_sum((*metrics)[j].metric, P, y, (*metrics)[j].weighted ? sw : nullptr,
+                                 mr, k);
+    if (lowest_trained_ >= L) return wl;  // nothing to train
+
+    // The loss's gradient: dL/dz of the fused layer, or dL/dP for the general chain.
+    T* dP = sc.deltas[L - 1];
+    if (fused_layer_ >= 0)
+        loss_delta(loss_, P, y, sw, mr, k, scale, dP);
+    else
+        loss_grad_output(loss_, P, y, sw, mr, k, scale, dP);
+    for (int l = L - 1; l >= lowest_trained_; --l) {
+        const Layer<T>& la = *layers_[l];
+        if (la.aliases_input()) continue;  // its delta is its input's
+        Rows rb = r;
+        rb.dz = l == fused_layer_;
+        T* dx = l > lowest_trained_ ? sc.deltas[l - 1] : nullptr;
+        la.backward(rb, params.data() + pfirst_[l], l ? sc.outs[l - 1] : x, sc.outs[l],
+                    sc.saved[l], sc.deltas[l], dx, sc.G.data() + pfirst_[l]);
     }
     return wl;
 }
 
 template <class T>
-const std::vector<T*>& Network<T>::thread_grads(int t, const std::vector<T*>& grads) {
-    std::vector<T*>& G = scratch_[t].G;
-    for (std::size_t p = 0; p < grads.size(); ++p)
-        G[p] = t == 0 ? grads[p] : tgrads_[t - 1][p].data();
-    return G;
+double Network<T>::sum_sq_weights(const std::vector<T*>& params, bool frozen_only) const {
+    double sq = 0.0;
+    for (std::size_t p = 0; p < psize_.size(); ++p)
+        if (pspec_[p].decay && (!frozen_only || !pspec_[p].trainable))
+            for (idx i = 0; i < psize_[p]; ++i) sq += double(params[p][i]) * double(params[p][i]);
+    return sq;
 }
+
 // Full-batch objective and gradient (lbfgs): rows split over threads, the
 // partial gradients added in thread order, then the L2 term.
 template <class T>
 double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
-                            const T* x, const T* y, const T* sw, idx m, double alpha,
-                            double sumsq) {
+                            const Data<T>& d, double alpha, double sumsq) {
+    const idx m = d.n;
     double sw_sum = double(m);
-    if (sw) {
+    if (d.sw) {
         sw_sum = 0.0;
-        for (idx i = 0; i < m; ++i) sw_sum += sw[i];
+        for (idx i = 0; i < m; ++i) sw_sum += d.sw[i];
     }
     const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
-    int nt = threads_for(m);
-    ensure_thread_grads(nt);
+    int nt = threads_for_rows(m, 3.0);
+    ensure_threads(nt);
     std::vector<double> part_loss(nt, 0.0);
     int started = 1;  // OpenMP may start fewer threads than asked
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
         if (t == 0) started = T_;
-        part_loss[t] = rows_pass(params, thread_grads(t, grads), x, y, sw, m * t / T_,
-                                 m * (t + 1) / T_, scale, false, 0, 0, nullptr, nullptr);
+        set_thread_grads(t, grads);
+        part_loss[t] = rows_pass(t, params, d, m * t / T_, m * (t + 1) / T_, scale, false, 0, 0,
+                                 nullptr, nullptr);
     }
     nt = started;
     const T reg = T(alpha / sw_sum);
     for (std::size_t p = 0; p < grads.size(); ++p) {
         const idx sz = psize_[p];
         T* g = grads[p];
+        if (!pspec_[p].trainable) {
+            std::fill(g, g + sz, T(0));
+            continue;
+        }
         const T* W = params[p];
-        const bool add_reg = is_weight_[p] && alpha != 0.0;
-#pragma omp parallel for schedule(static) if (sz * nt > kParallelThreshold)
+        const bool add_reg = pspec_[p].decay && alpha != 0.0;
+#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * nt, sz))
         for (idx i = 0; i < sz; ++i) {
             T acc = g[i];
             for (int t = 1; t < nt; ++t) acc += tgrads_[t - 1][p][i];
@@ -300,16 +272,16 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
 
 template <class T>
 BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& opt,
-                                      OptState<T>& state, const T* X, const T* Y, const T* sw,
-                                      idx n, const std::int64_t* perm, idx batch, idx first,
-                                      idx count, double alpha,
-                                      const std::vector<MetricSpec>& metrics, std::uint64_t seed,
+                                      OptState<T>& state, const Data<T>& d,
+                                      const std::int64_t* perm, idx batch, idx first, idx count,
+                                      double alpha, const std::vector<MetricSpec>& metrics,
+                                      std::uint64_t seed,
                                       const std::function<bool()>& interrupted) {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     if (batch < 1) throw ValueError("batch size must be >= 1");
-    const bool adam = opt.kind == "adam", sgd = opt.kind == "sgd", rms = opt.kind == "rmsprop";
-    if (!adam && !sgd && !rms)
-        throw ValueError("unknown optimizer '" + opt.kind + "'; expected adam, sgd or rmsprop");
+    check_optimizer(opt.kind);
+    const bool adam = opt.kind == "adam", sgd = opt.kind == "sgd";
+    const bool rms = opt.kind == "rmsprop";
     if (state.m.size() != params.size() || (adam && state.v.size() != params.size()) ||
         (rms && !state.v.empty() && state.v.size() != params.size()))
         throw ValueError("optimizer state does not match the parameters");
@@ -318,47 +290,49 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     BatchTotals tot;
     const std::size_t nmet = metrics.size();
     tot.metric_sums.assign(nmet, 0.0);
+    const idx n = d.n;
     if (n == 0) return tot;
     ensure_single_threaded_blas();
     batch = std::min(batch, n);
     reserve(batch);
     std::vector<T*> grads(grads_.size());
     for (std::size_t i = 0; i < grads_.size(); ++i) grads[i] = grads_[i].data();
-    const idx d = n_in(), k = n_out();
+    const idx din = n_in(), k = n_out();
     const idx n_batches = (n + batch - 1) / batch;
     const idx last = count < 0 ? n_batches : std::min(n_batches, first + count);
-    double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;  // kept current by the steps
-    const bool use_masks = any_dropout_;
-    const int max_nt = threads_for(batch);
-    ensure_thread_grads(max_nt);
+    // The L2 penalty's ||W||^2: the steps keep the trained part current.
+    const double frozen_sq = alpha != 0.0 ? sum_sq_weights(params, true) : 0.0;
+    double sumsq = alpha != 0.0 ? sum_sq_weights(params, false) : 0.0;
+    const int max_nt = threads_for_rows(batch, 3.0);
+    ensure_threads(max_nt);
     std::vector<double> part_loss(max_nt), part_sq(max_nt);
     std::vector<std::vector<double>> part_met(max_nt, std::vector<double>(nmet));
 
     for (idx b = std::max<idx>(first, 0); b < last; ++b) {
         const idx start = b * batch, m = std::min(batch, n - start);
         const std::int64_t* pb = perm ? perm + start : nullptr;
-        const T *xb = perm ? xbuf_.data() : X + start * d;
-        const T *yb = perm ? ybuf_.data() : Y + start * k;
-        const T* swb = !sw ? nullptr : (perm ? swbuf_.data() : sw + start);
+        Data<T> bd;  // this batch's rows, gathered by perm or in place
+        bd.n = m;
+        bd.X = pb ? xbuf_.data() : d.X + start * din;
+        bd.Y = pb ? ybuf_.data() : d.Y + start * k;
+        bd.sw = !d.sw ? nullptr : (pb ? swbuf_.data() : d.sw + start);
+        bd.lengths = !d.lengths ? nullptr : (pb ? lbuf_.data() : d.lengths + start);
         double sw_sum = double(m);
-        if (sw) {
+        if (d.sw) {
             sw_sum = 0.0;
-            for (idx i = 0; i < m; ++i) sw_sum += sw[pb ? pb[i] : start + i];
+            for (idx i = 0; i < m; ++i) sw_sum += d.sw[pb ? pb[i] : start + i];
         }
         const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
-        // The L2 gradient alpha/sw_sum * W is added inside the step (weights only).
+        // The L2 gradient alpha/sw_sum * W is added inside the step (kernels only).
         const double reg = alpha != 0.0 ? alpha / sw_sum : 0.0;
         opt.t += 1;
         double lr_t = opt.learning_rate;
         if (adam)
             lr_t = opt.learning_rate * std::sqrt(1.0 - std::pow(opt.beta_2, double(opt.t))) /
                    (1.0 - std::pow(opt.beta_1, double(opt.t)));
-        const int nt = std::min(max_nt, threads_for(m));
+        const int nt = std::min(max_nt, threads_for_rows(m, 3.0));
         int started = 1;
 
-        // One parallel region per batch: each thread gathers and trains on its
-        // rows, then (after the barrier) adds up and applies the gradients for
-        // its slice of every parameter, in thread order.
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
@@ -366,42 +340,45 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
             const idx r0 = m * t / T_, r1 = m * (t + 1) / T_;
             if (pb)
                 for (idx i = r0; i < r1; ++i) {
-                    std::memcpy(xbuf_.data() + i * d, X + pb[i] * d, sizeof(T) * d);
-                    std::memcpy(ybuf_.data() + i * k, Y + pb[i] * k, sizeof(T) * k);
-                    if (sw) swbuf_[i] = sw[pb[i]];
+                    std::memcpy(xbuf_.data() + i * din, d.X + pb[i] * din, sizeof(T) * din);
+                    std::memcpy(ybuf_.data() + i * k, d.Y + pb[i] * k, sizeof(T) * k);
+                    if (d.sw) swbuf_[i] = d.sw[pb[i]];
+                    if (d.lengths) lbuf_[i] = d.lengths[pb[i]];
                 }
             std::fill(part_met[t].begin(), part_met[t].end(), 0.0);
-            part_loss[t] = rows_pass(params, thread_grads(t, grads), xb, yb, swb, r0, r1, scale,
-                                     use_masks, start, seed, &metrics, part_met[t].data());
+            set_thread_grads(t, grads);
+            part_loss[t] = rows_pass(t, params, bd, r0, r1, scale, true, start, seed, &metrics,
+                                     part_met[t].data());
 #pragma omp barrier
             double sq = 0.0;
             for (std::size_t p = 0; p < params.size(); ++p) {
+                if (!pspec_[p].trainable) continue;  // frozen: weights and state untouched
                 const idx sz = psize_[p], e0 = sz * t / T_, e1 = sz * (t + 1) / T_;
                 T* g = grads[p];
                 for (int u = 1; u < T_; ++u) {
                     const T* gu = tgrads_[u - 1][p].data();
                     for (idx i = e0; i < e1; ++i) g[i] += gu[i];
                 }
-                const bool weight = is_weight_[p] != 0;
-                const double r = weight ? reg : 0.0;
-                const bool want = alpha != 0.0 && weight;
+                const bool decay = pspec_[p].decay;
+                const double rg = decay ? reg : 0.0;
+                const bool want = alpha != 0.0 && decay;
                 const idx len = e1 - e0;
                 if (len <= 0) continue;
                 if (adam)
                     sq += adam_step(params[p] + e0, state.m[p] + e0, state.v[p] + e0, g + e0, len,
-                                    lr_t, opt.beta_1, opt.beta_2, opt.epsilon, r, want);
+                                    lr_t, opt.beta_1, opt.beta_2, opt.epsilon, rg, want);
                 else if (sgd)
                     sq += sgd_step(params[p] + e0, state.m[p] + e0, g + e0, len, lr_t,
-                                   opt.momentum, opt.nesterov, r, want);
+                                   opt.momentum, opt.nesterov, rg, want);
                 else
                     sq += rmsprop_step(params[p] + e0, state.m[p] + e0,
                                        state.v.empty() ? nullptr : state.v[p] + e0, g + e0, len,
-                                       lr_t, opt.rho, opt.epsilon, opt.momentum, r, want);
+                                       lr_t, opt.rho, opt.epsilon, opt.momentum, rg, want);
             }
             part_sq[t] = sq;
         }
 
-        double wl = 0.0, new_sumsq = 0.0;
+        double wl = 0.0, new_sumsq = frozen_sq;
         for (int t = 0; t < started; ++t) {
             wl += part_loss[t];
             new_sumsq += part_sq[t];
@@ -424,21 +401,21 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
 }
 
 template <class T>
-BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const T* X, const T* Y,
-                                 const T* sw, idx n, idx batch,
+BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d, idx batch,
                                  const std::vector<MetricSpec>& metrics) const {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     BatchTotals tot;
     tot.metric_sums.assign(metrics.size(), 0.0);
+    const idx n = d.n;
     if (n == 0) return tot;
     batch = std::max<idx>(1, std::min(batch, n));
     std::vector<T> P(batch * n_out());
-    const idx d = n_in(), k = n_out();
+    const idx din = n_in(), k = n_out();
     for (idx start = 0; start < n; start += batch) {
         const idx m = std::min(batch, n - start);
-        predict(params, X + start * d, m, P.data());
-        const T* yb = Y + start * k;
-        const T* swb = sw ? sw + start : nullptr;
+        predict(params, d.X + start * din, d.lengths ? d.lengths + start : nullptr, m, P.data());
+        const T* yb = d.Y + start * k;
+        const T* swb = d.sw ? d.sw + start : nullptr;
         double w = double(m);
         if (swb) {
             w = 0.0;
@@ -459,20 +436,22 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const T* X, cons
 
 template <class T>
 double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*>& grads,
-                             const T* X, const T* Y, const T* sw, idx n, double alpha) {
+                             const Data<T>& d, double alpha) {
     if (params.size() != psize_.size() || grads.size() != params.size())
         throw ValueError("wrong number of parameter or gradient arrays");
-    reserve(std::max<idx>(n, 1));
+    reserve(std::max<idx>(d.n, 1));
     ensure_single_threaded_blas();
-    const double sumsq = alpha != 0.0 ? sum_sq_weights(params) : 0.0;
-    return backprop(params, grads, X, Y, sw, n, alpha, sumsq);
+    const double sumsq = alpha != 0.0 ? sum_sq_weights(params, false) : 0.0;
+    return backprop(params, grads, d, alpha, sumsq);
 }
 
 template <class T>
-bool Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* out) const {
+bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::int32_t* lengths,
+                         idx n, T* out, bool training, std::uint64_t seed) const {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     const std::size_t L = layers_.size();
-    const idx d = n_in(), k = n_out();
+    const idx din = n_in(), k = n_out();
+    const int last = owner_[L - 1];  // writes straight into `out`
     if (n > 1) ensure_single_threaded_blas();
     // Rows split over threads; each runs its rows through every layer in
     // chunks, with its own buffers (so concurrent predict calls are safe).
@@ -480,20 +459,39 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, idx n, T* ou
         const idx r0 = n * t / T_, r1 = n * (t + 1) / T_;
         const idx chunk = std::min<idx>(std::max<idx>(r1 - r0, 1), 512);
         std::vector<std::vector<T>> bufs(L);
-        std::vector<T*> acts(L);
-        for (std::size_t l = 0; l + 1 < L; ++l) {
-            bufs[l].resize(chunk * layers_[l].out);
-            acts[l] = bufs[l].data();
+        std::vector<std::vector<std::byte>> saved_bufs(L);
+        std::vector<T*> outs(L);
+        std::vector<std::byte*> saved(L);
+        idx wb = 0;
+        for (std::size_t l = 0; l < L; ++l) {
+            const Layer<T>& la = *layers_[l];
+            wb = std::max(wb, la.work_bytes(chunk));
+            if (la.aliases_input()) continue;
+            if (int(l) != last) bufs[l].resize(chunk * la.out_size());
+            saved_bufs[l].resize(chunk * la.saved_bytes_per_row());
+            saved[l] = saved_bufs[l].empty() ? nullptr : saved_bufs[l].data();
         }
+        std::vector<std::byte> work(wb);
         bool nonfinite = false;
         for (idx start = r0; start < r1; start += chunk) {
             const idx m = std::min(chunk, r1 - start);
-            acts[L - 1] = out + start * k;  // the last layer writes straight into `out`
-            forward(params, X + start * d, m, acts, acts, {}, 0, 0, &nonfinite);
+            const T* x = X + start * din;
+            for (std::size_t l = 0; l < L; ++l) {
+                const int o = owner_[l];
+                outs[l] = o < 0 ? const_cast<T*>(x) : o == last ? out + start * k : bufs[o].data();
+            }
+            Rows r;
+            r.m = m;
+            r.row0 = start;
+            r.seed = seed;
+            r.training = training;
+            r.lengths = lengths ? lengths + start : nullptr;
+            r.work = work.data();
+            forward(params, r, x, outs, saved, &nonfinite);
         }
         return int(nonfinite);
     };
-    const int nt = threads_for(n);
+    const int nt = threads_for_rows(n, 1.0);
     if (nt == 1) return rows(0, 1) != 0;
     int bad = 0;
 #pragma omp parallel num_threads(nt) reduction(| : bad)

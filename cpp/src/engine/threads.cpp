@@ -1,12 +1,20 @@
 // One thread knob: OpenMP runs our loops and splits GEMMs; OpenBLAS itself
-// stays single-threaded inside those regions (see blas.hpp).
+// stays single-threaded inside those regions (see threads.hpp).
+#include "neuraxis/threads.hpp"
+
 #include <omp.h>
 
+#include <algorithm>
 #include <cblas.h>
 
-#include "neuraxis/kernels.hpp"
-
 namespace neuraxis {
+
+int threads_for(double cost_per_row, idx rows, idx min_rows) {
+    if (omp_in_parallel() || rows <= 1) return 1;
+    if (cost_per_row * double(rows) < kMinParallelWork) return 1;
+    const idx by_rows = std::max<idx>(1, rows / std::max<idx>(min_rows, 1));
+    return int(std::min<idx>(omp_get_max_threads(), by_rows));
+}
 
 void init_threads() { scipy_openblas_set_num_threads(1); }
 

@@ -4,38 +4,9 @@
 #include <cmath>
 
 #include "neuraxis/kernels.hpp"
+#include "neuraxis/threads.hpp"
 
 namespace neuraxis {
-
-Activation parse_activation(const std::string& name, double alpha) {
-    static const std::pair<const char*, Act> table[] = {
-        {"identity", Act::identity}, {"linear", Act::identity}, {"logistic", Act::logistic},
-        {"sigmoid", Act::logistic},  {"tanh", Act::tanh},       {"relu", Act::relu},
-        {"leaky_relu", Act::leaky_relu}, {"elu", Act::elu},     {"softplus", Act::softplus},
-        {"softmax", Act::softmax},   {"step", Act::step},       {"binary_step", Act::step},
-        {"exp", Act::exp}};
-    for (auto& [n, a] : table)
-        if (name == n) return Activation{a, alpha};
-    throw ValueError("unknown activation '" + name +
-                     "'; expected one of identity, logistic, tanh, relu, leaky_relu, elu, "
-                     "softplus, softmax, step, exp");
-}
-
-const char* activation_name(Act a) {
-    switch (a) {
-        case Act::identity: return "identity";
-        case Act::logistic: return "logistic";
-        case Act::tanh: return "tanh";
-        case Act::relu: return "relu";
-        case Act::leaky_relu: return "leaky_relu";
-        case Act::elu: return "elu";
-        case Act::softplus: return "softplus";
-        case Act::softmax: return "softmax";
-        case Act::step: return "step";
-        case Act::exp: return "exp";
-    }
-    return "?";
-}
 
 namespace {
 
@@ -49,14 +20,14 @@ inline T sigmoid(T z) {  // stable on both tails, like scipy.special.expit
 // Apply `f(value)` to every element of an (n, k) block, threaded when large.
 template <class T, class F>
 void each(T* x, idx total, F f) {
-#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost, total))
     for (idx i = 0; i < total; ++i) x[i] = f(x[i]);
 }
 
 // d[i] = d[i] * g(y[i])
 template <class T, class G>
 void each_grad(const T* y, T* d, idx total, G g) {
-#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost, total))
     for (idx i = 0; i < total; ++i) d[i] *= g(y[i]);
 }
 
@@ -80,7 +51,7 @@ void act_forward(Activation a, T* z, idx n, idx k) {
         case Act::step: return each(z, total, [](T v) { return v > T(0) ? T(1) : T(0); });
         case Act::exp: return each(z, total, [](T v) { return std::exp(v); });
         case Act::softmax: {
-#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * k, n))
             for (idx i = 0; i < n; ++i) {
                 T* r = z + i * k;
                 T mx = *std::max_element(r, r + k);
@@ -115,7 +86,7 @@ void act_backward(Activation a, const T* y, T* d, idx n, idx k) {
                 "it can be used for prediction but not for training");
         case Act::softmax: {
             // dz_j = y_j * (d_j - sum_i d_i y_i)
-#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * k, n))
             for (idx i = 0; i < n; ++i) {
                 const T* yr = y + i * k;
                 T* dr = d + i * k;
@@ -132,11 +103,10 @@ void act_backward(Activation a, const T* y, T* d, idx n, idx k) {
 // whether any z + b was NaN/inf (checked before the activation can hide it).
 template <class T>
 void bias_act_forward(Activation a, T* z, const T* b, idx n, idx k, bool* nonfinite) {
-    const idx total = n * k;
     bool bad = false;
     const bool check = nonfinite != nullptr;
     auto run = [&](auto f) {
-#pragma omp parallel for schedule(static) reduction(|| : bad) if (total > kParallelThreshold)
+#pragma omp parallel for schedule(static) reduction(|| : bad) num_threads(threads_for(kElementCost * k, n))
         for (idx i = 0; i < n; ++i) {
             T* r = z + i * k;
             if (b) {

@@ -1,7 +1,6 @@
-// Dense layer: matrix products on OpenBLAS, bias in our own loop.
+// Dense layer kernels: matrix products on OpenBLAS, bias + activation (+ the
+// NaN/inf probe) fused into one pass after the product.
 #include <algorithm>
-
-#include <omp.h>
 
 #include "neuraxis/blas.hpp"
 #include "neuraxis/kernels.hpp"
@@ -19,7 +18,7 @@ void dense_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, T
              int(out));
     }
     if (!b) return;
-#pragma omp parallel for schedule(static) if (n * out > kParallelThreshold)
+#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * out, n))
     for (idx i = 0; i < n; ++i) {
         T* r = Y + i * out;
         for (idx j = 0; j < out; ++j) r[j] += b[j];
@@ -55,30 +54,11 @@ void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY,
     }
 }
 
-// Y = f(X @ W + b) (+ NaN/inf report). With the AVX-512 GEMM the bias, the
-// check and an identity/relu/leaky activation are applied while the product
-// is stored (no second pass over Y); otherwise GEMM then one fused pass.
+// Y = f(X @ W + b) (+ NaN/inf report): the GEMM, then bias, probe and
+// activation in one pass over Y.
 template <class T>
 void dense_act_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, Activation a,
                        T* Y, bool* nonfinite) {
-#ifdef NEURAXIS_AVX512
-    const int code = a.kind == Act::identity ? 0
-                     : a.kind == Act::relu     ? 1
-                     : a.kind == Act::leaky_relu ? 2
-                                                 : -1;
-    const double macs = double(n) * double(out) * double(in);
-    if (code >= 0 && n >= 2 && in > 0 && macs >= kOwnGemmMinMacs && gemm_avx512_available() &&
-        (omp_in_parallel() || omp_get_max_threads() == 1 || macs < kGemmParallelMacs)) {
-        GemmEpilogue ep;
-        ep.bias = b;
-        ep.act = code;
-        ep.slope = a.alpha;
-        ep.nonfinite = nonfinite;
-        gemm_avx512(false, false, int(n), int(out), int(in), T(1), X, int(in), W, int(out), T(0),
-                    Y, int(out), &ep);
-        return;
-    }
-#endif
     dense_forward(X, n, in, W, static_cast<const T*>(nullptr), out, Y);
     bias_act_forward(a, Y, b, n, out, nonfinite);
 }

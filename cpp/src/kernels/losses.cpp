@@ -4,25 +4,9 @@
 #include <limits>
 
 #include "neuraxis/kernels.hpp"
+#include "neuraxis/threads.hpp"
 
 namespace neuraxis {
-
-Loss parse_loss(const std::string& name) {
-    static const std::pair<const char*, Loss> table[] = {
-        {"softmax_log_loss", Loss::softmax_log_loss},
-        {"logistic_log_loss", Loss::logistic_log_loss},
-        {"squared_error", Loss::squared_error},
-        {"poisson", Loss::poisson},
-        {"categorical_crossentropy", Loss::categorical_crossentropy},
-        {"binary_crossentropy", Loss::binary_crossentropy},
-        {"mse", Loss::mse},
-        {"mae", Loss::mae}};
-    for (auto& [n, l] : table)
-        if (name == n) return l;
-    throw ValueError("unknown loss '" + name +
-                     "'; expected softmax_log_loss, logistic_log_loss, squared_error, poisson, "
-                     "categorical_crossentropy, binary_crossentropy, mse or mae");
-}
 
 Act loss_output_activation(Loss l) {
     switch (l) {
@@ -35,21 +19,6 @@ Act loss_output_activation(Loss l) {
     }
 }
 
-MetricSpec parse_metric_spec(const std::string& name) {
-    const std::string prefix = "weighted:";
-    if (name.compare(0, prefix.size(), prefix) == 0)
-        return MetricSpec{parse_metric(name.substr(prefix.size())), true};
-    return MetricSpec{parse_metric(name), false};
-}
-
-Metric parse_metric(const std::string& name) {
-    if (name == "categorical_accuracy") return Metric::categorical_accuracy;
-    if (name == "binary_accuracy") return Metric::binary_accuracy;
-    if (name == "mse") return Metric::mse;
-    if (name == "mae") return Metric::mae;
-    throw ValueError("unknown metric '" + name +
-                     "'; expected categorical_accuracy, binary_accuracy, mse or mae");
-}
 
 namespace {
 inline double xlogy(double x, double y) { return x == 0.0 ? 0.0 : x * std::log(y); }
@@ -129,7 +98,7 @@ void loss_delta(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, doubl
     if (l == Loss::binary_crossentropy || l == Loss::mae) c = 1.0 / double(k);
     if (l == Loss::mse) c = 2.0 / double(k);
     const bool sign = l == Loss::mae;
-#pragma omp parallel for schedule(static) if (n * k > kParallelThreshold)
+#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * k, n))
     for (idx i = 0; i < n; ++i) {
         const T s = T((sw ? double(sw[i]) : 1.0) * scale * c);
         const T* p = P + i * k;

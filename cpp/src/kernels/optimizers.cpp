@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "neuraxis/kernels.hpp"
+#include "neuraxis/threads.hpp"
 
 namespace neuraxis {
 
@@ -17,7 +18,7 @@ namespace {
 // the sum of the per-block results, added in block order (deterministic).
 template <class Body>
 double blocked(idx n, Body body) {
-    const int nt = (n > kParallelThreshold && !omp_in_parallel()) ? omp_get_max_threads() : 1;
+    const int nt = threads_for(kElementCost, n);
     if (nt == 1) return body(idx(0), n);
     std::vector<double> part(nt, 0.0);
 #pragma omp parallel num_threads(nt)

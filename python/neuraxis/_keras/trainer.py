@@ -107,12 +107,7 @@ def prepare(model, x, y, sample_weight=None, class_weight=None, what="fit"):
     return X, plan, sw
 
 
-def _frozen(model):
-    return [(a, a.copy()) for layer in model.layers if not layer.trainable
-            for a in layer.weights]
-
-
-def train_chunk(model, net, params, X, Y, sw, perm, bs, first, count, metrics, seed, frozen):
+def train_chunk(model, net, params, X, Y, sw, perm, bs, first, count, metrics, seed):
     """One engine call; the optimizer's step count is read back even if it is interrupted."""
     opt = model.optimizer
     cfg = opt._engine_config()
@@ -121,12 +116,10 @@ def train_chunk(model, net, params, X, Y, sw, perm, bs, first, count, metrics, s
                                  metrics, seed)
     finally:
         opt._absorb(cfg)
-        for a, saved in frozen:  # layer.trainable=False: undo the step on its weights
-            a[...] = saved
 
 
-def run_epoch(model, net, params, X, plan, sw, bs, shuffle, callbacks, every_batch, frozen,
-              running, state):
+def run_epoch(model, net, params, X, plan, sw, bs, shuffle, callbacks, every_batch, running,
+              state):
     """Train one epoch in as few engine calls as the callbacks and progress bar allow."""
     n = len(X)
     steps = math.ceil(n / bs)
@@ -139,7 +132,7 @@ def run_epoch(model, net, params, X, plan, sw, bs, shuffle, callbacks, every_bat
     elif shuffle:
         perm = rng.permutation(n).astype(np.int64)
     seed = dropout_seed(model)
-    per_batch = every_batch or bool(frozen)
+    per_batch = every_batch
     # A progress bar wants a redraw about every 0.05 s; start with one batch to time it.
     chunk = 1 if (per_batch or data.verbosity(callbacks.params.get("verbose", 0)) == 1) else steps
     done = 0
@@ -149,7 +142,7 @@ def run_epoch(model, net, params, X, plan, sw, bs, shuffle, callbacks, every_bat
             callbacks.on_train_batch_begin(done)
         t0 = time.perf_counter()
         res = train_chunk(model, net, params, X, plan.Y, sw, perm, bs, done, count,
-                          plan.engine_metrics, seed, frozen)
+                          plan.engine_metrics, seed)
         elapsed = time.perf_counter() - t0
         running.add(res)
         done += count
@@ -165,7 +158,8 @@ def run_epoch(model, net, params, X, plan, sw, bs, shuffle, callbacks, every_bat
 def dropout_seed(model):
     """The epoch's mask seed: from the Dropout layers' own seeds if any, else the global stream."""
     seeds = [la.seed for la in model.layers
-             if la._engine_kind == "dropout" and getattr(la, "seed", None) is not None]
+             if (la._engine_spec() or {}).get("kind") == "dropout"
+             and getattr(la, "seed", None) is not None]
     if not seeds:
         return session.draw_seed()
     if getattr(model, "_dropout_rng", None) is None:
@@ -189,7 +183,7 @@ def predict_arrays(model, X, bs, verbose):
     One call, not chunks: BLAS rounding depends on how rows are grouped, and predictions
     must not change with `verbose` or timing. So the bar (Keras's look) is drawn at the end.
     """
-    net, params = network(model, model._net_key[1] if model._net_key else "mse")
+    net, params = network(model, model._net_key[-1] if model._net_key else "mse")
     bar = Progbar(math.ceil(len(X) / bs), verbose=verbose) if verbose else None
     out, nonfinite = net.predict(params, X)
     if nonfinite:
@@ -266,7 +260,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     steps = math.ceil(len(X) / bs)
     cbs = callback_list(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
                         verbose=given_verbose, epochs=epochs, steps=steps)
-    frozen, every_batch = _frozen(model), cbs.every_batch()
+    every_batch = cbs.every_batch()
     vbs = data.batch_size(validation_batch_size, bs)
     model.stop_training = False
     state = {"epoch": initial_epoch, "done": 0}
@@ -278,7 +272,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             running = Running(plan.names, plan.weighted)
             model._running = running
             cbs.on_epoch_begin(epoch)
-            run_epoch(model, net, params, X, plan, sw, bs, shuffle, cbs, every_batch, frozen,
+            run_epoch(model, net, params, X, plan, sw, bs, shuffle, cbs, every_batch,
                       running, state)
             logs = running.logs()
             freq = validation_freq

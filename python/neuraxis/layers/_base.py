@@ -2,16 +2,16 @@
 
 A layer holds its constructor arguments (`get_config()` returns exactly them),
 creates its weights in `build(input_shape)` as float32 NumPy arrays, and says
-which engine operation it is (`_engine_op`). It never computes anything itself:
-the model compiles the whole layer list into one engine network.
+which engine layer it is (`_engine_spec`, one dict). It never computes anything
+itself: the model compiles the whole layer list into one engine network, and a
+layer called on an array runs a one-layer engine network.
 """
 import math
 import warnings
 
 import numpy as np
 
-from .. import ops
-from .._keras import session
+from .._keras import session, specs
 from .._keras.utils import (check_weight_list, normalize_shape,  # noqa: F401  (re-exported)
                             to_snake_case, user_stacklevel)
 
@@ -35,8 +35,6 @@ class Layer:
     >>> [w.shape for w in layer.get_weights()], layer.count_params()
     ([(4, 3), (3,)], 15)
     """
-
-    _engine_kind = None
 
     def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True,
                  name=None, **kwargs):
@@ -136,7 +134,8 @@ class Layer:
     def from_config(cls, config):
         return cls(**config)
 
-    def _engine_op(self):
+    def _engine_spec(self):
+        """The engine's layer dict for this layer (None: no engine layer)."""
         raise NotImplementedError(
             f"Layer {type(self).__name__} has no engine implementation yet")
 
@@ -163,33 +162,14 @@ class Layer:
                              f"received input with shape {x.shape}")
         if not self.built:
             self.build((None,) + x.shape[1:])
-        return self._call_array(x, bool(training))
+        return self.call(x, training=bool(training))
 
-    def _call_array(self, x, training):
-        op = self._engine_op()
-        if op[0] == "dense":
-            W = self.weights[0]
-            if x.shape[-1] != W.shape[0]:
-                raise ValueError(
-                    f"Input 0 of layer \"{self.name}\" is incompatible with the layer: expected "
-                    f"axis -1 of input shape to have value {W.shape[0]}, but received input with "
-                    f"shape {x.shape}")
-            _, units, act, alpha, use_bias = op
-            z = ops.dense_forward(x.reshape(-1, x.shape[-1]), W,
-                                  self.weights[1] if use_bias else None)
-            return ops.activation_forward(z, act, alpha).reshape(x.shape[:-1] + (units,))
-        if op[0] == "activation":
-            _, act, alpha = op
-            return ops.activation_forward(x.reshape(-1, x.shape[-1]), act,
-                                          alpha).reshape(x.shape)
-        if op[0] == "dropout":
-            rate = op[1]
-            if not training or rate == 0:
-                return x
-            mask = ops.dropout_mask(session.draw_seed(), 0, 0, 1, x.size, rate)
-            return (x.reshape(-1) * mask.reshape(-1).astype(np.float32)).reshape(x.shape)
-        out = self.compute_output_shape((None,) + x.shape[1:])  # Flatten, Reshape, Input
-        return np.ascontiguousarray(x).reshape((x.shape[0],) + tuple(out[1:]))
+    def call(self, inputs, training=False):
+        """The layer on a float32 batch: a one-layer engine network (what `__call__` runs)."""
+        spec = self._engine_spec()
+        if spec is None:  # the input layer
+            return inputs
+        return specs.run_layer(self.name, spec, self.weights, inputs, training)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

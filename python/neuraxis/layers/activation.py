@@ -9,6 +9,10 @@ from .. import activations
 from ._base import Layer, user_stacklevel
 
 
+def _activation(name, alpha=0.0):
+    return {"kind": "activation", "activation": name, "alpha": float(alpha)}
+
+
 class Activation(Layer):
     """Applies a named activation: `Activation('relu')`.
 
@@ -19,8 +23,6 @@ class Activation(Layer):
     'tanh'
     """
 
-    _engine_kind = "activation"
-
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -28,8 +30,9 @@ class Activation(Layer):
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
-    def _engine_op(self):
-        return ("activation",) + activations.ENGINE[self.activation.__name__]
+    def _engine_spec(self):
+        act, alpha = activations.ENGINE[self.activation.__name__]
+        return _activation(act, alpha)
 
 
 class ReLU(Layer):
@@ -41,8 +44,6 @@ class ReLU(Layer):
     >>> ReLU().get_config()["negative_slope"]
     0.0
     """
-
-    _engine_kind = "activation"
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -63,14 +64,14 @@ class ReLU(Layer):
         return {**super().get_config(), "max_value": self.max_value,
                 "negative_slope": self.negative_slope, "threshold": self.threshold}
 
-    def _engine_op(self):
+    def _engine_spec(self):
         if self.max_value is not None or self.threshold != 0:
             raise NotImplementedError("ReLU with max_value or threshold is not supported by the "
                                       "engine yet")
         if self.negative_slope:
             # Exactly a leaky ReLU with that slope.
-            return ("activation", "leaky_relu", self.negative_slope)
-        return ("activation", "relu", 0.0)
+            return _activation("leaky_relu", self.negative_slope)
+        return _activation("relu")
 
 
 class LeakyReLU(Layer):
@@ -80,12 +81,11 @@ class LeakyReLU(Layer):
     -------
     >>> import warnings
     >>> from neuraxis.layers import LeakyReLU
-    >>> with warnings.catch_warnings(record=True):
+    >>> with warnings.catch_warnings(record=True):  # the old spelling warns, as in Keras
+    ...     warnings.simplefilter("always")
     ...     LeakyReLU(alpha=0.01).negative_slope
     0.01
     """
-
-    _engine_kind = "activation"
 
     def __init__(self, negative_slope=0.3, **kwargs):
         if "alpha" in kwargs:
@@ -102,8 +102,8 @@ class LeakyReLU(Layer):
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
 
-    def _engine_op(self):
-        return ("activation", "leaky_relu", self.negative_slope)
+    def _engine_spec(self):
+        return _activation("leaky_relu", self.negative_slope)
 
 
 class ELU(Layer):
@@ -116,8 +116,6 @@ class ELU(Layer):
     0.5
     """
 
-    _engine_kind = "activation"
-
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = float(alpha)
@@ -125,8 +123,8 @@ class ELU(Layer):
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
 
-    def _engine_op(self):
-        return ("activation", "elu", self.alpha)
+    def _engine_spec(self):
+        return _activation("elu", self.alpha)
 
 
 class Softmax(Layer):
@@ -139,8 +137,6 @@ class Softmax(Layer):
     -1
     """
 
-    _engine_kind = "activation"
-
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         self.axis = axis
@@ -148,11 +144,8 @@ class Softmax(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
 
-    def _engine_op(self):
+    def _engine_spec(self):
         last = None if self._build_shape is None else len(self._build_shape) - 1
         if self.axis not in (-1, last):
             raise NotImplementedError("Softmax over an axis other than the last is not supported")
-        if self._build_shape is not None and len(self._build_shape) > 2:
-            raise NotImplementedError("Softmax on inputs of rank > 2 is not supported yet; "
-                                      "add a Flatten first")
-        return ("activation", "softmax", 0.0)
+        return _activation("softmax")

@@ -1,7 +1,7 @@
 """Input, Dense, Dropout, Flatten and Reshape.
 
 Data reach the engine as one row-major row per sample, so Flatten and Reshape
-only change the logical shape and compile to no engine operation at all.
+only change the logical shape: their engine layers alias their input (no copy).
 """
 import math
 
@@ -65,8 +65,8 @@ class InputLayer(Layer):
         return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "sparse": False,
                 "ragged": False, "name": self.name, "optional": False}
 
-    def _engine_op(self):
-        return ("none",)
+    def _engine_spec(self):
+        return None  # the model's input: no engine layer
 
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
@@ -101,8 +101,6 @@ class Dense(Layer):
     >>> layer.build((None, 100)); layer.count_params()
     1010
     """
-
-    _engine_kind = "dense"
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -151,9 +149,10 @@ class Dense(Layer):
                 "kernel_regularizer": None, "bias_regularizer": None,
                 "kernel_constraint": None, "bias_constraint": None}
 
-    def _engine_op(self):
+    def _engine_spec(self):
         act, alpha = activations.ENGINE[self.activation.__name__]
-        return ("dense", self.units, act, alpha, self.use_bias)
+        return {"kind": "dense", "units": self.units, "activation": act, "alpha": float(alpha),
+                "use_bias": self.use_bias, "trainable": self.trainable}
 
 
 class Dropout(Layer):
@@ -165,8 +164,6 @@ class Dropout(Layer):
     >>> Dropout(0.5, seed=1).get_config()["rate"]
     0.5
     """
-
-    _engine_kind = "dropout"
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -184,8 +181,8 @@ class Dropout(Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed,
                 "noise_shape": None}
 
-    def _engine_op(self):
-        return ("dropout", self.rate)
+    def _engine_spec(self):
+        return {"kind": "dropout", "rate": self.rate}
 
 
 class Flatten(Layer):
@@ -213,8 +210,8 @@ class Flatten(Layer):
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
 
-    def _engine_op(self):
-        return ("none",)
+    def _engine_spec(self):
+        return {"kind": "flatten"}
 
 
 class Reshape(Layer):
@@ -252,5 +249,5 @@ class Reshape(Layer):
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
-    def _engine_op(self):
-        return ("none",)
+    def _engine_spec(self):
+        return {"kind": "reshape", "target_shape": list(self.target_shape)}

@@ -19,15 +19,22 @@ _OUT_LOSS = {
 _ACT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
 
-def build_network(layer_units, activation, out_activation, dtype):
-    """An engine network Dense(units, activation) x hidden -> Dense(k, out)."""
+def layer_specs(layer_units, activation, out_activation):
+    """The engine's layer dicts: Dense(units, activation) x hidden -> Dense(k, out)."""
     specs = []
     n = len(layer_units) - 1
     for i in range(n):
         act = activation if i < n - 1 else out_activation
-        specs.append((int(layer_units[i]), int(layer_units[i + 1]), act, _ACT_ALPHA.get(act, 0.0)))
+        specs.append({"kind": "dense", "units": int(layer_units[i + 1]), "activation": act,
+                      "alpha": _ACT_ALPHA.get(act, 0.0)})
+    return specs
+
+
+def build_network(layer_units, activation, out_activation, dtype):
+    """An engine network Dense(units, activation) x hidden -> Dense(k, out)."""
     cls = _core.Network32 if np.dtype(dtype) == np.float32 else _core.Network64
-    return cls(specs, _OUT_LOSS[out_activation])
+    return cls([int(layer_units[0])], layer_specs(layer_units, activation, out_activation),
+               _OUT_LOSS[out_activation])
 
 
 def engine_params(coefs, intercepts):

@@ -1,0 +1,85 @@
+// The layer interface of the engine. A layer is a small class that knows its
+// per-sample shapes, its parameters, what it keeps per row for backward, the
+// per-thread scratch it needs and its cost; `Network` knows nothing about
+// kinds. One file per kind under cpp/src/layers/, each calling pure kernels.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "neuraxis/config.hpp"
+#include "neuraxis/kernels.hpp"
+
+namespace neuraxis {
+
+using Shape = std::vector<idx>;  // per sample: (F), (H, W, C), (T, F)
+idx numel(const Shape& s);
+std::string shape_str(const Shape& s);
+
+struct ParamSpec {
+    Shape shape;
+    bool decay;      // a kernel: gets scikit-learn's L2 term (alpha)
+    bool trainable;  // false: no gradient, no optimizer step, state untouched
+};
+
+// What a layer is told about the block of rows it runs on.
+struct Rows {
+    idx m = 0;                 // rows (samples) in the block
+    idx row0 = 0;              // position of the block's first row in the epoch
+    std::uint64_t seed = 0;    // this epoch's dropout seed
+    bool training = false;     // dropout on
+    bool dz = false;           // backward: dy already is dL/dz of the layer's own
+                               // output activation (the loss was fused with it)
+    const std::int32_t* lengths = nullptr;  // per row: valid time steps, or null
+    std::byte* work = nullptr;  // this thread's scratch, >= work_bytes(m) bytes
+    bool* nonfinite = nullptr;  // forward: set when a pre-activation is NaN/inf
+};
+
+template <class T>
+class Layer {
+  public:
+    virtual ~Layer() = default;
+    const Shape& in_shape() const { return in_; }
+    const Shape& out_shape() const { return out_; }
+    idx in_size() const { return numel(in_); }
+    idx out_size() const { return numel(out_); }
+
+    virtual std::vector<ParamSpec> params() const { return {}; }
+    virtual idx saved_bytes_per_row() const { return 0; }  // kept for backward
+    virtual idx work_bytes(idx /*m*/) const { return 0; }  // per-thread scratch
+    virtual double macs_per_row() const = 0;  // forward cost, feeds the threading rule
+    virtual bool aliases_input() const { return false; }  // y is x (Flatten, Reshape)
+    // The activation this layer applies last, that a loss may fuse with.
+    virtual const Activation* output_activation() const { return nullptr; }
+
+    // y = layer(x) for r.m rows; W: this layer's parameters in params() order.
+    virtual void forward(const Rows& r, const T* const* W, const T* x, T* y,
+                         std::byte* saved) const = 0;
+    // dW (entries null for frozen parameters) = dL/dW over the block,
+    // overwritten (zeros for an empty block); dx = dL/dx unless null. dy may
+    // be used as scratch.
+    virtual void backward(const Rows& r, const T* const* W, const T* x, const T* y,
+                          const std::byte* saved, T* dy, T* dx, T* const* dW) const = 0;
+
+  protected:
+    Shape in_, out_;
+};
+
+// A layer of the kind `c.kind()` on inputs of per-sample shape `in`;
+// `index` is its position in the network (it keys the dropout counters).
+template <class T>
+std::unique_ptr<Layer<T>> make_layer(const Config& c, const Shape& in, int index);
+
+// The per-kind factories (cpp/src/layers/*.cpp).
+template <class T>
+std::unique_ptr<Layer<T>> make_dense(const Config& c, const Shape& in);
+template <class T>
+std::unique_ptr<Layer<T>> make_activation(const Config& c, const Shape& in);
+template <class T>
+std::unique_ptr<Layer<T>> make_dropout(const Config& c, const Shape& in, int index);
+template <class T>
+std::unique_ptr<Layer<T>> make_reshape(const Config& c, const Shape& in);  // flatten, reshape
+
+}  // namespace neuraxis

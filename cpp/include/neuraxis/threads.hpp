@@ -1,0 +1,33 @@
+// The one threading rule, and the thread knobs (threads.cpp).
+//
+// One pool: OpenMP. OpenBLAS stays single-threaded and is called from inside
+// OpenMP regions (two pools spinning against each other on few cores were
+// measured 2-40x slower). Every parallel loop asks `threads_for` how many
+// threads its work gets; all thresholds live here.
+#pragma once
+#include <string>
+
+#include "neuraxis/view.hpp"
+
+namespace neuraxis {
+
+// Work is counted in multiply-adds. An elementwise operation (a load, a few
+// flops, a store: memory bound) counts kElementCost of them.
+constexpr double kElementCost = 8.0;
+// Below this much work a parallel region costs more than it saves.
+constexpr double kMinParallelWork = 2.5e5;
+
+// Threads for `rows` independent rows of `cost_per_row` multiply-adds each:
+// 1 inside a parallel region or when the total is below kMinParallelWork,
+// else the pool's size, capped so each thread gets >= min_rows rows.
+int threads_for(double cost_per_row, idx rows, idx min_rows = 1);
+
+void init_threads();
+void ensure_single_threaded_blas();
+void set_num_threads(int n);
+int get_num_threads();
+int blas_num_threads();
+std::string blas_config();
+std::string simd_level();
+
+}  // namespace neuraxis
