@@ -288,3 +288,28 @@ def test_same_seed_and_threads_give_bit_identical_training(rng, restore_threads)
     assert la == lb
     for x, y in zip(a, b):
         assert_array_equal(x, y)
+
+
+# ---- the name table -----------------------------------------------------------------------------
+
+def test_one_name_table_feeds_every_registry():
+    from neuraxis import _names, activations, losses, optimizers
+
+    table = _core.names()
+    assert {"activations", "losses", "metrics", "optimizers", "layers"} <= set(table)
+    assert table["layers"] == ["dense", "activation", "dropout", "flatten", "reshape"]
+    assert ops.ACTIVATIONS == tuple(table["activations"])
+    assert {e for e, _ in activations.ENGINE.values()} <= set(table["activations"])
+    assert {c._kind for c in optimizers._CLASSES.values()} == set(table["optimizers"])
+    assert losses.CategoricalCrossentropy._engine in table["losses"]
+    with pytest.raises(ValueError, match="unknown activation 'swish'; expected one of "
+                                         + ", ".join(table["activations"])):
+        ops.activation_forward(np.ones((1, 2)), "swish")
+    with pytest.raises(ImportError, match=r"engine losses \['hinge'\]"):
+        _names.require("losses", ["mse", "hinge"], "a registry")
+    opt = _core.OptConfig()
+    opt.kind = "lamb"
+    net = _core.Network64([2], [dense(1)], "mse", "batch_size")
+    with pytest.raises(ValueError, match="unknown optimizer 'lamb'; expected one of sgd, adam"):
+        net.train_batches([np.zeros((2, 1)), np.zeros(1)], opt, [np.zeros((2, 1)), np.zeros(1)],
+                          [], np.zeros((2, 2)), np.zeros((2, 1)), None, None, 2, 0, -1, [], 0)

@@ -13,6 +13,8 @@ array([0., 2.], dtype=float32)
 """
 import numpy as np
 
+from . import _names
+
 
 def _f32(x):
     return np.asarray(x, dtype=np.float32)
@@ -84,6 +86,7 @@ ENGINE = {
     "softplus": ("softplus", 0.0),
     "softmax": ("softmax", 0.0),
 }
+_names.require("activations", [e for e, _ in ENGINE.values()], __name__)
 
 
 def get(identifier):

@@ -15,6 +15,7 @@ Example
 """
 import numpy as np
 
+from . import _names
 from ._keras.utils import to_snake_case
 
 _EPS = 1e-7
@@ -175,6 +176,9 @@ class MeanAbsoluteError(Loss):
 
 _CLASSES = {c.__name__: c for c in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                     BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError)}
+# sparse_* train on one-hot targets: the engine runs them as categorical_*
+_names.require("losses", [c._engine for c in _CLASSES.values()
+                          if not c._engine.startswith("sparse_")], __name__)
 _FUNCTIONS = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,

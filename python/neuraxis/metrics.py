@@ -17,6 +17,7 @@ Example
 """
 import numpy as np
 
+from . import _names
 from ._keras.utils import to_snake_case
 # Per sample: mean over outputs of (y - p)² / |y - p|: the same functions as the losses.
 from .losses import _pair, mean_absolute_error, mean_squared_error
@@ -135,6 +136,9 @@ class MeanAbsoluteError(Metric):
 _CLASSES = {c.__name__: c for c in (BinaryAccuracy, CategoricalAccuracy,
                                     SparseCategoricalAccuracy, MeanSquaredError,
                                     MeanAbsoluteError)}
+# sparse_* see one-hot targets: the engine runs them as categorical_*
+_names.require("metrics", [c._engine for c in _CLASSES.values()
+                           if not c._engine.startswith("sparse_")], __name__)
 _NAMES = {"binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
           "sparse_categorical_accuracy": SparseCategoricalAccuracy,
           "mse": MeanSquaredError, "MSE": MeanSquaredError, "mean_squared_error": MeanSquaredError,

@@ -15,12 +15,12 @@ Example
 import numpy as np
 
 from . import _core
+from ._names import TABLE, check
 
-ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus",
-               "softmax", "step", "exp")
-LOSSES = ("softmax_log_loss", "logistic_log_loss", "squared_error", "poisson",
-          "categorical_crossentropy", "binary_crossentropy", "mse", "mae")
-METRICS = ("categorical_accuracy", "binary_accuracy", "mse", "mae")
+# The engine's own names (its name table): what the kernels here accept.
+ACTIVATIONS = TABLE["activations"]
+LOSSES = TABLE["losses"]
+METRICS = TABLE["metrics"]
 
 
 def _prep(*arrays):
@@ -38,21 +38,16 @@ def _prep(*arrays):
     return out
 
 
-def _check_name(name, valid, what):
-    if name not in valid:
-        raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(valid)}")
-
-
 def activation_forward(z, name, alpha=0.0):
     """y = f(z) elementwise (softmax: over the last axis)."""
-    _check_name(name, ACTIVATIONS, "activation")
+    check("activations", name)
     (z,) = _prep(z)
     return _core.act_forward(z, name, float(alpha))
 
 
 def activation_backward(y, dy, name, alpha=0.0):
     """dL/dz given the forward output y = f(z) and dL/dy."""
-    _check_name(name, ACTIVATIONS, "activation")
+    check("activations", name)
     y, dy = _prep(y, dy)
     if y.shape != dy.shape:
         raise ValueError(f"y and dy must have the same shape, got {y.shape} and {dy.shape}")
@@ -73,14 +68,14 @@ def dense_backward(X, W, dY):
 
 def loss_value(loss, P, Y, sample_weight=None):
     """Weighted mean over rows of the loss between predictions P and targets Y."""
-    _check_name(loss, LOSSES, "loss")
+    check("losses", loss)
     P, Y, sw = _prep(P, Y, sample_weight)
     return _core.loss_value(loss, P, Y, sw)
 
 
 def loss_delta(loss, P, Y, sample_weight=None, scale=1.0):
     """Fused output delta dZ = (P - Y) * sample_weight * scale."""
-    _check_name(loss, LOSSES, "loss")
+    check("losses", loss)
     P, Y, sw = _prep(P, Y, sample_weight)
     return _core.loss_delta(loss, P, Y, sw, float(scale))
 
@@ -97,14 +92,14 @@ def adam_step(param, m, v, grad, lr_t, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
 
 def loss_grad_output(loss, P, Y, sample_weight=None, scale=1.0):
     """dL/dP of the per-row loss times sample_weight * scale (clipped entries get 0)."""
-    _check_name(loss, LOSSES, "loss")
+    check("losses", loss)
     P, Y, sw = _prep(P, Y, sample_weight)
     return _core.loss_grad_output(loss, P, Y, sw, float(scale))
 
 
 def metric_sum(metric, P, Y, sample_weight=None):
     """Sum over rows of sample_weight * metric(row)."""
-    _check_name(metric, METRICS, "metric")
+    check("metrics", metric)
     P, Y, sw = _prep(P, Y, sample_weight)
     return _core.metric_sum(metric, P, Y, sw)
 

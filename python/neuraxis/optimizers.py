@@ -15,7 +15,7 @@ Example
 """
 import numpy as np
 
-from . import _core
+from . import _core, _names
 
 _UNSUPPORTED_DEFAULTS = {"weight_decay": None, "clipnorm": None, "clipvalue": None,
                          "global_clipnorm": None, "use_ema": False, "ema_momentum": 0.99,
@@ -204,6 +204,7 @@ class RMSprop(Optimizer):
 
 _CLASSES = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 _NAMES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+_names.require("optimizers", [c._kind for c in _CLASSES.values()], __name__)
 
 
 def get(identifier):

@@ -19,7 +19,8 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._engine import AdamOptimizer, SGDOptimizer, as_engine_array, build_network, engine_params
+from ._engine import (HIDDEN_ACTIVATIONS, AdamOptimizer, SGDOptimizer, as_engine_array,
+                      build_network, engine_params)
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -66,7 +67,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [
-            StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus"})
+            StrOptions(set(HIDDEN_ACTIVATIONS))
         ],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],

@@ -6,7 +6,7 @@ them in place.
 """
 import numpy as np
 
-from .. import _core
+from .. import _core, _names
 
 _OUT_LOSS = {
     "softmax": "softmax_log_loss",
@@ -14,6 +14,11 @@ _OUT_LOSS = {
     "identity": "squared_error",
     "exp": "poisson",
 }
+
+_names.require("losses", _OUT_LOSS.values(), __name__)
+# scikit-learn's hidden activations plus three it does not have (slopes below)
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus")
+_names.require("activations", list(_OUT_LOSS) + list(HIDDEN_ACTIVATIONS), __name__)
 
 # Fixed slopes for the activations scikit-learn does not have.
 _ACT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
