@@ -31,6 +31,11 @@ from .saving import load_model, model_from_json, save_model  # noqa: F401  (re-e
 
 __all__ = ["Sequential", "load_model", "save_model", "model_from_json"]
 
+# How the trainer checks and encodes targets for a loss (see _keras.data.targets).
+_TARGET_KINDS = ((losses_mod.SparseCategoricalCrossentropy, "sparse"),
+                 (losses_mod.CategoricalCrossentropy, "categorical"),
+                 (losses_mod.BinaryCrossentropy, "binary"))
+
 
 class Sequential:
     """A linear stack of layers, trained by the C++ engine with Keras's API.
@@ -257,6 +262,22 @@ class Sequential:
     def _assert_compiled(self, method):
         if not self.compiled:
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
+
+    def _resolve_compile(self, y_shape):
+        """compile()'s loss and metrics for targets of `y_shape`, in the trainer's terms (the
+        trainer never imports the losses and metrics modules): (loss, target kind, metrics),
+        metrics as [(history key, engine metric, direction, weighted)]. 'crossentropy' and
+        'accuracy' are chosen from the shapes, as Keras does."""
+        out_shape = self.output_shape
+        loss = self._loss
+        if isinstance(loss, str):
+            loss = losses_mod.resolve_by_shape(y_shape, out_shape)
+        kind = next((k for cls, k in _TARGET_KINDS if isinstance(loss, cls)), None)
+        metrics = []
+        for m, weighted in self._metrics_spec:
+            name, cls = metrics_mod.resolve(m, y_shape, out_shape)
+            metrics.append((name, cls._engine, cls._direction, weighted))
+        return loss, kind, metrics
 
     @property
     def metrics_names(self):
