@@ -19,10 +19,9 @@ import json
 
 import numpy as np
 
-from ._keras import data, session, specs, trainer
 from . import callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
-from . import metrics as metrics_mod
-from . import optimizers as optimizers_mod
+from . import metrics as metrics_mod, optimizers as optimizers_mod, saving
+from ._keras import data, session, specs, trainer
 from ._keras.progbar import Progbar
 from ._keras.summary import print_summary
 from ._keras.utils import check_weight_list, normalize_shape
@@ -402,13 +401,11 @@ class Sequential:
 
     def save_weights(self, filepath, overwrite=True):
         """Write the weights to a `.weights.npz` file."""
-        from .saving import save_weights
-        save_weights(self, filepath, overwrite)
+        saving.save_weights(self, filepath, overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
         """Load weights written by `save_weights` (or a full model file)."""
-        from .saving import load_weights
-        load_weights(self, filepath, skip_mismatch)
+        saving.load_weights(self, filepath, skip_mismatch)
 
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"
