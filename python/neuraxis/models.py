@@ -19,10 +19,9 @@ import json
 
 import numpy as np
 
-from ._keras import data, session, specs, trainer
 from . import callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
-from . import metrics as metrics_mod
-from . import optimizers as optimizers_mod
+from . import metrics as metrics_mod, optimizers as optimizers_mod, saving
+from ._keras import data, session, specs, trainer
 from ._keras.progbar import Progbar
 from ._keras.summary import print_summary
 from ._keras.utils import check_weight_list, normalize_shape
@@ -30,6 +29,11 @@ from .layers import InputLayer, KerasTensor, Layer
 from .saving import load_model, model_from_json, save_model  # noqa: F401  (re-exported)
 
 __all__ = ["Sequential", "load_model", "save_model", "model_from_json"]
+
+# How the trainer checks and encodes targets for a loss (see _keras.data.targets).
+_TARGET_KINDS = ((losses_mod.SparseCategoricalCrossentropy, "sparse"),
+                 (losses_mod.CategoricalCrossentropy, "categorical"),
+                 (losses_mod.BinaryCrossentropy, "binary"))
 
 
 class Sequential:
@@ -258,6 +262,22 @@ class Sequential:
         if not self.compiled:
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
 
+    def _resolve_compile(self, y_shape):
+        """compile()'s loss and metrics for targets of `y_shape`, in the trainer's terms (the
+        trainer never imports the losses and metrics modules): (loss, target kind, metrics),
+        metrics as [(history key, engine metric, direction, weighted)]. 'crossentropy' and
+        'accuracy' are chosen from the shapes, as Keras does."""
+        out_shape = self.output_shape
+        loss = self._loss
+        if isinstance(loss, str):
+            loss = losses_mod.resolve_by_shape(y_shape, out_shape)
+        kind = next((k for cls, k in _TARGET_KINDS if isinstance(loss, cls)), None)
+        metrics = []
+        for m, weighted in self._metrics_spec:
+            name, cls = metrics_mod.resolve(m, y_shape, out_shape)
+            metrics.append((name, cls._engine, cls._direction, weighted))
+        return loss, kind, metrics
+
     @property
     def metrics_names(self):
         return ["loss"] + list(self._metric_names)
@@ -380,13 +400,11 @@ class Sequential:
 
     def save_weights(self, filepath, overwrite=True):
         """Write the weights to a `.weights.npz` file."""
-        from .saving import save_weights
-        save_weights(self, filepath, overwrite)
+        saving.save_weights(self, filepath, overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
         """Load weights written by `save_weights` (or a full model file)."""
-        from .saving import load_weights
-        load_weights(self, filepath, skip_mismatch)
+        saving.load_weights(self, filepath, skip_mismatch)
 
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"

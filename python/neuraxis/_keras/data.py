@@ -4,8 +4,6 @@ import math
 
 import numpy as np
 
-from .. import losses as losses_mod
-
 
 def as_array(x, what="x"):
     """A numeric NumPy array (lists, tuples and array-likes accepted; strings/objects not)."""
@@ -50,8 +48,11 @@ def check_cardinality(n_x, n_other, what):
                          " Make sure all arrays contain the same number of samples.")
 
 
-def targets(y, loss, out_shape, n):
+def targets(y, loss, kind, out_shape, n):
     """y as the engine's float32 (n, k) target for `loss` (one-hot for the sparse loss).
+
+    `kind` is the loss's family, as the model resolved it: 'sparse' (sparse categorical
+    crossentropy), 'categorical', 'binary' or None (a regression loss).
 
     Integer labels given to categorical_crossentropy, one-hot rows given to the sparse loss,
     labels outside [0, 1] for binary_crossentropy and shape mismatches are refused.
@@ -62,8 +63,8 @@ def targets(y, loss, out_shape, n):
     out_tail = tuple(out_shape[1:])
     if not np.isfinite(a).all():
         raise ValueError("Targets y contain NaN or infinity.")
-    lname = loss.name if isinstance(loss, losses_mod.Loss) else str(loss)
-    if isinstance(loss, losses_mod.SparseCategoricalCrossentropy):
+    lname = getattr(loss, "name", str(loss))
+    if kind == "sparse":
         if a.ndim == 2 and a.shape[1] == k and k > 1:
             raise ValueError(
                 f"sparse_categorical_crossentropy expects integer class indices of shape (n,) "
@@ -81,7 +82,7 @@ def targets(y, loss, out_shape, n):
                              f"[0, {k}) for a model with {k} outputs, got values in "
                              f"[{labels.min()}, {labels.max()}]")
         return np.eye(k, dtype=np.float32)[labels.astype(np.int64)]
-    if isinstance(loss, losses_mod.CategoricalCrossentropy):
+    if kind == "categorical":
         if k > 1 and (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)):
             raise ValueError(
                 f"categorical_crossentropy expects one-hot targets of shape (n, {k}), but y has "
@@ -93,13 +94,13 @@ def targets(y, loss, out_shape, n):
     if tuple(a.shape[1:]) != out_tail:
         raise ValueError(f"{lname}: targets y of shape {a.shape} do not match the model's output "
                          f"shape {tuple(out_shape)}")
-    if isinstance(loss, losses_mod.BinaryCrossentropy) and (a.min() < 0 or a.max() > 1):
+    if kind == "binary" and (a.min() < 0 or a.max() > 1):
         raise ValueError("binary_crossentropy expects targets in [0, 1], got values in "
                          f"[{a.min()}, {a.max()}]")
     Y = np.ascontiguousarray(a.reshape(n, k), dtype=np.float32)
     smoothing = getattr(loss, "_kw", {}).get("label_smoothing", 0.0)
     if smoothing:
-        if isinstance(loss, losses_mod.BinaryCrossentropy):
+        if kind == "binary":
             Y = Y * (1 - smoothing) + 0.5 * smoothing
         else:
             Y = Y * (1 - smoothing) + smoothing / k

@@ -13,7 +13,6 @@ import warnings
 
 import numpy as np
 
-from .. import losses as losses_mod, metrics as metrics_mod
 from . import data, session
 from .progbar import Progbar
 from .specs import network
@@ -22,24 +21,25 @@ from .utils import user_stacklevel
 
 # --- targets and metrics for one call ---------------------------------------------------
 class Plan:
-    """What one fit/evaluate call trains on: engine loss, targets, metric names."""
+    """What one fit/evaluate call trains on: engine loss, targets, metric names.
 
-    def __init__(self, model, y, n, metrics_spec):
+    The model resolves its compile() loss and metrics for these targets
+    (`model._resolve_compile`, which knows the loss and metric classes); this turns the
+    result into the engine's names and target array.
+    """
+
+    def __init__(self, model, y, n):
         out_shape = model.output_shape
         raw = data.as_array(y, "y")
-        loss = model._loss
-        if isinstance(loss, str):  # 'crossentropy': chosen from the shapes, as Keras does
-            loss = losses_mod.resolve_by_shape(raw.shape, out_shape)
+        loss, kind, metrics = model._resolve_compile(raw.shape)
         self.loss = loss
         self.engine_loss = ("categorical_crossentropy" if loss._engine in
                             ("categorical_crossentropy", "sparse_categorical_crossentropy")
                             else loss._engine)
-        self.Y = data.targets(raw, loss, out_shape, n)
+        self.Y = data.targets(raw, loss, kind, out_shape, n)
         self.names, self.engine_metrics, self.weighted = [], [], []
-        onehot = isinstance(loss, losses_mod.SparseCategoricalCrossentropy)
-        for m, weighted in metrics_spec:
-            name, cls = metrics_mod.resolve(m, raw.shape, out_shape)
-            eng = cls._engine
+        onehot = kind == "sparse"
+        for name, eng, direction, weighted in metrics:
             if eng == "sparse_categorical_accuracy":
                 if not onehot:
                     raise ValueError(f"Metric '{name}' resolved to sparse categorical accuracy "
@@ -51,7 +51,7 @@ class Plan:
             self.names.append(name)
             self.weighted.append(weighted)
             self.engine_metrics.append(("weighted:" if weighted else "") + eng)
-            model._metric_directions[name] = cls._direction
+            model._metric_directions[name] = direction
         model._metric_names = list(self.names)
         smoothing = getattr(loss, "_kw", {}).get("label_smoothing", 0.0)
         if smoothing and any(e.split(":")[-1] != "categorical_accuracy"
@@ -100,7 +100,7 @@ def prepare(model, x, y, sample_weight=None, class_weight=None, what="fit"):
     if model._loss is None:
         raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
     n = len(x)
-    plan = Plan(model, y, n, model._metrics_spec)
+    plan = Plan(model, y, n)
     sw = data.sample_weights(sample_weight, class_weight, y, n)
     X = x.reshape(n, -1)
     data.check_finite(X)
