@@ -1,8 +1,9 @@
-"""Benchmark neuraxis's Keras front against a NumPy reference, Keras 3 (torch) and PyTorch.
+"""Benchmark neuraxis's Keras front against a NumPy reference, Keras 3 (torch, JAX) and PyTorch.
 
     python bench/keras_bench.py                      # full run (a couple of minutes on 2 cores)
     python bench/keras_bench.py --quick              # smoke run, smaller sizes
     python bench/keras_bench.py --repeat 3 --threads 2 --json bench/results/keras.json
+    python bench/keras_bench.py --baseline /path/to/old   # + "neuraxis (before)" column
 
 The lecture model (issue 3)
 
@@ -12,33 +13,52 @@ The lecture model (issue 3)
     fit(X, Y_onehot, batch_size=32, epochs=5, verbose=0, shuffle=True)
 
 trained on the same float32 arrays by neuraxis, by the NumPy reference
-(bench/numpy_keras_mlp.py), by Keras 3 on its torch backend and by a hand-written
-PyTorch loop. Each library trains in its own fresh subprocess (no environment
-variable or thread pool of one leaks into another; KERAS_BACKEND=torch is set
-only for Keras), with torch's thread count set to neuraxis's. Every number in
+(bench/numpy_keras_mlp.py), by Keras 3 on its torch and on its JAX backend and by
+a hand-written PyTorch loop (and, with --baseline DIR, by the neuraxis build in
+DIR/neuraxis). Each library trains in its own fresh subprocess (no environment
+variable or thread pool of one leaks into another; KERAS_BACKEND is set only for
+Keras), with torch's (and XLA's) thread count set to neuraxis's. Every number in
 one report comes from the same invocation and the same data; the ratios
 compare columns of the same run. See bench/README.md.
 """
-import argparse
-import importlib.metadata
-import json
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-import traceback
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-LIBS = ("neuraxis", "numpy", "keras", "torch")
-LIB_TITLES = {"neuraxis": "neuraxis", "numpy": "NumPy ref", "keras": "Keras 3 (torch)",
+import _benchenv  # noqa: E402  (standard library only)
+
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are read when OpenBLAS loads: unset them
+# before NumPy (or neuraxis, torch, jax) is imported, re-exec'ing if that is too late.
+_benchenv.scrub_environ()
+
+import argparse  # noqa: E402
+import importlib.metadata  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+LIBS = ("neuraxis", "neuraxis-before", "numpy", "keras", "keras-jax", "torch")
+LIB_TITLES = {"neuraxis": "neuraxis", "neuraxis-before": "neuraxis (before)",
+              "numpy": "NumPy ref", "keras": "Keras 3 (torch)", "keras-jax": "Keras 3 (JAX)",
               "torch": "PyTorch loop"}
+KERAS_BACKENDS = {"keras": "torch", "keras-jax": "jax"}
+# what each optional column needs installed, and how to get it
+NEEDS = {"keras": ("torch", "keras"), "keras-jax": ("jax", "jaxlib", "keras"),
+         "torch": ("torch",)}
+INSTALL = {"keras": "pip install torch==2.13.0 keras", "keras-jax": "pip install jax keras",
+           "torch": "pip install torch==2.13.0"}
+# ratio columns: numerator library / neuraxis, mean epoch 2..E
+RATIOS = (("keras", "keras/neuraxis"), ("keras-jax", "keras-jax/neuraxis"),
+          ("torch", "torch/neuraxis"), ("numpy", "numpy/neuraxis"),
+          ("neuraxis-before", "before/after"))
 SEED = 0
 
 
@@ -90,9 +110,12 @@ def train_numpy(X_tr, Y_tr, X_te, y_te, epochs, bs):
     return _result(t0, ends, t_end, acc, hist["loss"][-1])
 
 
-def train_keras(X_tr, Y_tr, X_te, y_te, epochs, bs):
-    os.environ["KERAS_BACKEND"] = "torch"  # before the first import of keras
+def train_keras(X_tr, Y_tr, X_te, y_te, epochs, bs, backend="torch"):
+    os.environ["KERAS_BACKEND"] = backend  # before the first import of keras
     import keras
+
+    if keras.backend.backend() != backend:
+        raise RuntimeError(f"keras was already imported with backend {keras.backend.backend()!r}")
 
     ends = []
 
@@ -149,23 +172,71 @@ def train_torch(X_tr, Y_tr, X_te, y_te, epochs, bs):
     return _result(t0, ends, t_end, np.mean(pred == y_te), last_loss)
 
 
-TRAINERS = {"neuraxis": train_neuraxis, "numpy": train_numpy, "keras": train_keras,
+def train_keras_jax(X_tr, Y_tr, X_te, y_te, epochs, bs):
+    return train_keras(X_tr, Y_tr, X_te, y_te, epochs, bs, backend="jax")
+
+
+TRAINERS = {"neuraxis": train_neuraxis, "neuraxis-before": train_neuraxis,
+            "numpy": train_numpy, "keras": train_keras, "keras-jax": train_keras_jax,
             "torch": train_torch}
+
+
+def timed_fit(lib, data, epochs, bs):
+    """One fit, plus busy_cores: process CPU time / wall time of the whole call
+    (model build, fit and predict; threads spinning while they wait count as busy)."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    r = TRAINERS[lib](*data, epochs, bs)
+    r["busy_cores"] = (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9)
+    return r
+
+
+def merge_runs(runs):
+    """Per-epoch times and total: element-wise minimum; busy_cores from the fastest
+    run; the rest from the last run."""
+    for r in runs:
+        if "epoch_s" not in r:
+            return r
+    best = dict(runs[-1])
+    best["epoch_s"] = np.min([r["epoch_s"] for r in runs], axis=0).tolist()
+    best["total_s"] = min(r["total_s"] for r in runs)
+    best["busy_cores"] = min(runs, key=lambda r: r["total_s"]).get("busy_cores")
+    best["repeats"] = sum(r.get("repeats", 1) for r in runs)
+    return best
 
 
 def run_repeats(lib, data, epochs, bs, repeat):
     """`repeat` fresh fits; per-epoch times and total are the element-wise minimum."""
-    runs = [TRAINERS[lib](*data, epochs, bs) for _ in range(repeat)]
-    best = dict(runs[-1])
-    best["epoch_s"] = np.min([r["epoch_s"] for r in runs], axis=0).tolist()
-    best["total_s"] = min(r["total_s"] for r in runs)
+    best = merge_runs([timed_fit(lib, data, epochs, bs) for _ in range(repeat)])
     best["epochs"] = epochs
     return best
 
 
+def _limit_xla_threads(n, info):
+    """XLA (jax 0.10) ignores intra_op_parallelism_threads for CPU computations and
+    sizes its pool by the CPUs this process may run on: pin the process to n CPUs."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in flags:  # harmless; honoured by older jaxlibs
+        os.environ["XLA_FLAGS"] = (flags + " " + xla_thread_flags(n)).strip()
+    info["xla_flags"] = os.environ["XLA_FLAGS"]
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        info["cpu_affinity"] = "n/a (no sched_setaffinity)"
+        return
+    if n < len(cpus):
+        os.sched_setaffinity(0, cpus[:n])
+        info["cpu_affinity"] = f"pinned to CPUs {cpus[:n]} (of {len(cpus)})"
+    else:
+        info["cpu_affinity"] = f"all {len(cpus)} usable CPUs (not pinned)"
+
+
+def xla_thread_flags(n):
+    return f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={n}"
+
+
 def worker_main(args):
-    """Subprocess entry: --worker LIB --data NPZ --out JSON [--threads N]."""
-    info = {}
+    """Subprocess entry: --worker LIB --data NPZ --out JSON [--threads N] [--expect-dir DIR]."""
+    info = {"pinned_env": _benchenv.pinned_now()}
     limiter = None
     try:
         if args.worker in ("keras", "torch"):
@@ -179,15 +250,38 @@ def worker_main(args):
                 import keras
                 info["keras"] = keras.__version__
                 info["keras_backend"] = keras.backend.backend()
+        elif args.worker == "keras-jax":
+            os.environ["KERAS_BACKEND"] = "jax"  # before keras (and jax) are imported
+            _limit_xla_threads(args.threads, info)
+            import jax
+            info["jax"] = jax.__version__
+            info["jax_devices"] = [str(d) for d in jax.devices()]
+            import keras
+            info["keras"] = keras.__version__
+            info["keras_backend"] = keras.backend.backend()
         elif args.threads is not None:  # neuraxis / numpy: library defaults unless --threads
             from threadpoolctl import threadpool_limits
             limiter = threadpool_limits(limits=args.threads)
-            if args.worker == "neuraxis":
+            if args.worker.startswith("neuraxis"):
                 import neuraxis
                 neuraxis.set_num_threads(args.threads)
-        if args.worker == "neuraxis":
+        if args.worker.startswith("neuraxis"):
             import neuraxis
+            nx_dir = os.path.dirname(os.path.abspath(neuraxis.__file__))
+            info["neuraxis"] = getattr(neuraxis, "__version__", "?")
+            info["neuraxis_dir"] = nx_dir
             info["neuraxis_num_threads"] = neuraxis.get_num_threads()
+            if args.expect_dir:
+                want = os.path.join(os.path.abspath(args.expect_dir), "neuraxis")
+                if os.path.realpath(nx_dir) != os.path.realpath(want):
+                    raise RuntimeError(f"neuraxis was imported from {nx_dir}, not from {want}")
+            try:
+                import io
+                buf = io.StringIO()
+                neuraxis.show_config(file=buf)
+                info["show_config"] = buf.getvalue().strip()
+            except Exception:
+                pass
         d = np.load(args.data)
         data = (d["X_tr"], d["Y_tr"], d["X_te"], d["y_te"])
         res = run_repeats(args.worker, data, args.epochs, args.batch_size, args.repeat)
@@ -195,27 +289,40 @@ def worker_main(args):
     except Exception as exc:
         res = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                "info": info}
+    try:  # every pool this worker loaded, after training (threadpoolctl is optional here)
+        from threadpoolctl import threadpool_info
+        info["threadpools"] = _benchenv.pool_records(threadpool_info())
+    except Exception as exc:
+        info["threadpools_error"] = f"{type(exc).__name__}: {exc}"
     if limiter is not None:
         limiter.restore_original_limits()
     with open(args.out, "w") as f:
-        json.dump(res, f)
+        json.dump(res, f, default=str)
     return 0
 
 
-def run_worker(lib, tmpdir, threads, epochs, bs, repeat, timeout):
+def run_worker(lib, tmpdir, threads, epochs, bs, repeat, timeout, baseline=None, tag=""):
     """Run one library's fits in a fresh interpreter (no other library's thread pools)."""
-    out = os.path.join(tmpdir, f"{lib}.json")
-    env = dict(os.environ)
+    out = os.path.join(tmpdir, f"{lib}{tag}.json")
+    updates = {}
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib,
            "--data", os.path.join(tmpdir, "data.npz"), "--out", out,
            "--epochs", str(epochs), "--batch-size", str(bs), "--repeat", str(repeat)]
-    if lib in ("keras", "torch"):
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        if lib == "keras":
-            env["KERAS_BACKEND"] = "torch"
+    if lib in ("keras", "keras-jax", "torch"):
+        updates.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if lib in KERAS_BACKENDS:
+            updates["KERAS_BACKEND"] = KERAS_BACKENDS[lib]
+        if lib == "keras-jax":
+            flags = os.environ.get("XLA_FLAGS", "")
+            if "intra_op_parallelism_threads" not in flags:
+                updates["XLA_FLAGS"] = (flags + " " + xla_thread_flags(threads)).strip()
         cmd += ["--threads", str(threads)]
     elif threads is not None:
         cmd += ["--threads", str(threads)]
+    if lib == "neuraxis-before":
+        cmd += ["--expect-dir", baseline]
+    env = _benchenv.child_env(updates, pythonpath_first=baseline if lib == "neuraxis-before"
+                              else None)
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -225,6 +332,24 @@ def run_worker(lib, tmpdir, threads, epochs, bs, repeat, timeout):
                 "traceback": (proc.stdout + proc.stderr)[-4000:]}
     with open(out) as f:
         return json.load(f)
+
+
+def run_pair(tmpdir, threads, epochs, bs, repeat, timeout, baseline):
+    """neuraxis and neuraxis (before), one fresh worker per fit, taking turns
+    (A B, B A, A B, ...); each column is then merged like run_repeats."""
+    runs = {"neuraxis": [], "neuraxis-before": []}
+    for rep in range(repeat):
+        order = list(runs) if rep % 2 == 0 else list(runs)[::-1]
+        for lib in order:
+            runs[lib].append(run_worker(lib, tmpdir, threads, epochs, bs, 1, timeout,
+                                        baseline=baseline, tag=f"-{rep}"))
+    res = {}
+    for lib, rs in runs.items():
+        res[lib] = merge_runs(rs)
+        if "epoch_s" in res[lib]:
+            res[lib]["epochs"] = epochs
+            res[lib]["info"] = rs[0].get("info", {})
+    return res
 
 
 # --------------------------------------------------------------------- data
@@ -260,38 +385,50 @@ def fmt_ratio(r):
     return f"{r:.2f}x" if r is not None else "n/a"
 
 
-def targets(res):
+def targets(res, epochs):
     """[(text, met)] for issue 3's targets (met None when a column is missing)."""
-    rk, rt = epoch_ratio(res, "keras"), epoch_ratio(res, "torch")
+    rk, rj, rt = (epoch_ratio(res, lib) for lib in ("keras", "keras-jax", "torch"))
     return [(">= 5x faster than Keras per epoch", None if rk is None else rk >= 5),
+            (f"neuraxis >= 4x faster than Keras-JAX per epoch (mean epoch 2..{epochs})",
+             None if rj is None else rj >= 4),
             ("faster than the PyTorch loop per epoch", None if rt is None else rt > 1)]
+
+
+def shown_libs(res):
+    """Every library except 'neuraxis (before)' when --baseline was not given."""
+    return [lib for lib in LIBS if lib != "neuraxis-before" or lib in res]
 
 
 def print_results(res, epochs):
     from run import fmt_time
 
-    for lib in LIBS:
+    for lib in shown_libs(res):
         r = res.get(lib, {})
         if "epoch_s" in r:
             e = r["epochs"]
-            print(f"  {LIB_TITLES[lib]:<16}: epoch 1 {fmt_time(r['epoch_s'][0])}, "
+            cpu = (f", {r['busy_cores']:.2f} busy cores"
+                   if r.get("busy_cores") is not None else "")
+            print(f"  {LIB_TITLES[lib]:<17}: epoch 1 {fmt_time(r['epoch_s'][0])}, "
                   f"mean epoch 2..{e} {fmt_time(mean_later(r))}, "
-                  f"total {fmt_time(r['total_s'])} ({e} epochs), "
+                  f"total {fmt_time(r['total_s'])} ({e} epochs{cpu}), "
                   f"test accuracy {r['accuracy']:.4f}, last train loss {r['train_loss']:.4f}")
-            print(f"  {'':<16}  epochs: " + ", ".join(fmt_time(t) for t in r["epoch_s"]))
+            print(f"  {'':<17}  epochs: " + ", ".join(fmt_time(t) for t in r["epoch_s"]))
             later = r["epoch_s"][1:]
             if len(later) >= 2 and max(later) > 3 * min(later):
-                print(f"  {'':<16}  WARNING: epochs 2..{e} vary {max(later) / min(later):.0f}x "
+                print(f"  {'':<17}  WARNING: epochs 2..{e} vary {max(later) / min(later):.0f}x "
                       "(stalls, e.g. spinning thread pools on busy cores); rerun with --repeat")
         elif r.get("skipped"):
-            print(f"  {LIB_TITLES[lib]:<16}: SKIPPED ({r['skipped']})")
+            print(f"  {LIB_TITLES[lib]:<17}: SKIPPED ({r['skipped']})")
         else:
-            print(f"  {LIB_TITLES[lib]:<16}: ERROR {r.get('error', 'not run')}")
+            print(f"  {LIB_TITLES[lib]:<17}: ERROR {r.get('error', 'not run')}")
             if r.get("traceback"):
                 print("    " + r["traceback"].strip().replace("\n", "\n    "))
-    for num in ("keras", "torch", "numpy"):
-        print(f"  {num}/neuraxis per epoch : {fmt_ratio(epoch_ratio(res, num))}")
-    for text, met in targets(res):
+    for num, name in RATIOS:
+        if num in res:
+            note = (" (neuraxis (before) / neuraxis; > 1: the current build is faster)"
+                    if num == "neuraxis-before" else "")
+            print(f"  {name + ' per epoch':<29}: {fmt_ratio(epoch_ratio(res, num))}{note}")
+    for text, met in targets(res, epochs):
         print(f"  target {text}: {({True: 'met', False: 'NOT met', None: 'n/a'})[met]}")
     print()
 
@@ -299,13 +436,15 @@ def print_results(res, epochs):
 def markdown_table(res, epochs):
     from run import fmt_time
 
-    head = ["measure"] + [LIB_TITLES[lib] for lib in LIBS] + ["keras/neuraxis",
-                                                              "torch/neuraxis"]
+    libs = shown_libs(res)
+    ratio_libs = [num for num, _ in RATIOS if num != "numpy" and num in libs]
+    head = ([("measure")] + [LIB_TITLES[lib] for lib in libs]
+            + [dict(RATIOS)[num] for num in ratio_libs])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
 
     def cells(fn):
         out = []
-        for lib in LIBS:
+        for lib in libs:
             r = res.get(lib, {})
             out.append(fn(r) if "epoch_s" in r else ("skipped" if r.get("skipped") else "error"))
         return out
@@ -316,7 +455,7 @@ def markdown_table(res, epochs):
     def ratio_of(fn):
         nx = res.get("neuraxis", {})
         out = []
-        for lib in ("keras", "torch"):
+        for lib in ratio_libs:
             r = res.get(lib, {})
             a = fn(r) if "epoch_s" in r else None
             b = fn(nx) if "epoch_s" in nx else None
@@ -332,14 +471,14 @@ def markdown_table(res, epochs):
          cells(lambda r: fmt_time(r["total_s"]) + epochs_note(r)),
          ratio_of(lambda r: r["total_s"] if r["epochs"] == epochs else None)),
         ("test accuracy", cells(lambda r: f"{100 * r['accuracy']:.1f}%" + epochs_note(r)),
-         ["", ""]),
+         ["" for _ in ratio_libs]),
     ]
     for name, c, rt in rows:
         lines.append("| " + " | ".join([name] + c + rt) + " |")
     lines.append("")
     lines.append("| target (mean epoch 2.." + str(epochs) + ") | met? |")
     lines.append("|---|---|")
-    for text, met in targets(res):
+    for text, met in targets(res, epochs):
         lines.append(f"| {text} | {({True: 'yes', False: '**no**', None: 'n/a'})[met]} |")
     return "\n".join(lines)
 
@@ -351,6 +490,30 @@ def optional_version(dist):
         return None
 
 
+def print_worker_info(lib, wi):
+    """What a worker subprocess reported about itself: versions, threads, pools."""
+    title = LIB_TITLES[lib]
+    parts = []
+    if "neuraxis" in wi:
+        parts.append(f"neuraxis {wi['neuraxis']} from {wi.get('neuraxis_dir')}, "
+                     f"get_num_threads()={wi.get('neuraxis_num_threads')}")
+    if "torch" in wi:
+        parts.append(f"torch {wi['torch']} num_threads={wi.get('torch_num_threads')}")
+    if "jax" in wi:
+        parts.append(f"jax {wi['jax']} devices={','.join(wi.get('jax_devices', []))}, "
+                     f"XLA_FLAGS={wi.get('xla_flags')!r}, {wi.get('cpu_affinity')}")
+    if "keras" in wi:
+        parts.append(f"keras {wi['keras']} backend={wi.get('keras_backend')}")
+    parts.append(f"OPENBLAS_* seen: {wi.get('pinned_env')}")
+    print(f"{title} subprocess: " + "; ".join(parts))
+    if wi.get("show_config"):
+        print("  show_config: " + "; ".join(wi["show_config"].splitlines()[2:]))
+    for p in wi.get("threadpools", []):
+        print(f"  threadpoolctl: {_benchenv.format_pool(p)}")
+    if wi.get("threadpools_error"):
+        print(f"  threadpoolctl: {wi['threadpools_error']}")
+
+
 # ---------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -358,14 +521,17 @@ def main(argv=None):
                     help="repeat each fit, report the minimum of each epoch time")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     ap.add_argument("--threads", type=int, default=None,
-                    help="neuraxis.set_num_threads(N), threadpoolctl limits and torch threads")
+                    help="neuraxis.set_num_threads(N), threadpoolctl limits, torch and XLA threads")
     ap.add_argument("--epochs", type=int, default=5, help="epochs for every library (default 5)")
     ap.add_argument("--keras-epochs", type=int, default=None,
-                    help="fewer epochs for Keras only, if it is very slow (>= 2)")
+                    help="fewer epochs for Keras (both backends) only, if it is very slow (>= 2)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run the neuraxis build in DIR/neuraxis (column 'neuraxis (before)')")
     ap.add_argument("--json", metavar="PATH", help="write the raw numbers to PATH")
     ap.add_argument("--worker", choices=LIBS, help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--expect-dir", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -374,6 +540,10 @@ def main(argv=None):
         ap.error("--repeat must be >= 1")
     if args.epochs < 2 or (args.keras_epochs is not None and args.keras_epochs < 2):
         ap.error("epochs must be >= 2 (epoch 1 is reported apart)")
+    if args.baseline is not None:
+        args.baseline = os.path.abspath(args.baseline)
+        if not os.path.isfile(os.path.join(args.baseline, "neuraxis", "__init__.py")):
+            ap.error(f"--baseline {args.baseline}: no neuraxis/ package there")
 
     import sklearn
     from threadpoolctl import threadpool_limits
@@ -398,7 +568,8 @@ def main(argv=None):
         "machine": run.machine_info(),
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "sklearn": sklearn.__version__, "neuraxis": neuraxis.__version__,
-                     "torch": optional_version("torch"), "keras": optional_version("keras")},
+                     "torch": optional_version("torch"), "keras": optional_version("keras"),
+                     "jax": optional_version("jax"), "jaxlib": optional_version("jaxlib")},
         "threads": run.thread_info(),
         "args": vars(args),
     }
@@ -415,15 +586,21 @@ def main(argv=None):
               + ("  WARNING: the machine is busy, timings will be noisy" if busy else ""))
     print(f"versions: python {v['python']}, numpy {v['numpy']}, scikit-learn {v['sklearn']}, "
           f"neuraxis {v['neuraxis']}, torch {v['torch'] or 'not installed'}, "
-          f"keras {v['keras'] or 'not installed'}")
+          f"keras {v['keras'] or 'not installed'}, jax {v['jax'] or 'not installed'}"
+          + (f" (jaxlib {v['jaxlib']})" if v["jaxlib"] else ""))
+    if args.baseline:
+        print(f"baseline: neuraxis (before) from {args.baseline}/neuraxis, in its own "
+              "subprocesses (PYTHONPATH first), one fit per subprocess, taking turns with "
+              "neuraxis (A B, B A, ...)")
+    print(f"env     : {_benchenv.describe()}")
     print(f"threads : --threads={args.threads or 'default'}; "
           f"neuraxis.get_num_threads()={t['neuraxis_num_threads']}; "
-          f"torch.set_num_threads({threads}) in the Keras and PyTorch subprocesses; "
+          f"torch.set_num_threads({threads}) in the Keras-torch and PyTorch subprocesses; "
+          f"XLA limited to {threads} CPUs in the Keras-JAX subprocess; "
           "one fresh subprocess per library")
+    print("pools   : runner (makes the data; trains nothing):")
     for p in t["threadpools"]:
-        print(f"          threadpoolctl: {p['internal_api']} {p['version'] or ''} "
-              f"({p['user_api']}, {p['library']}) num_threads={p['num_threads']}"
-              + (f" layer={p['threading_layer']}" if p["threading_layer"] else ""))
+        print(f"          threadpoolctl: {_benchenv.format_pool(p)}")
     print(f"mode    : {'quick' if args.quick else 'full'}, repeat={args.repeat} "
           "(minimum of each epoch time reported)")
     if keras_epochs != args.epochs:
@@ -438,29 +615,26 @@ def main(argv=None):
     tmpdir = tempfile.mkdtemp(prefix="neuraxis_keras_bench_")
     try:
         np.savez(os.path.join(tmpdir, "data.npz"), X_tr=X_tr, Y_tr=Y_tr, X_te=X_te, y_te=y_te)
-        plan = (("neuraxis", args.epochs, ()), ("numpy", args.epochs, ()),
-                ("keras", keras_epochs, ("torch", "keras")), ("torch", args.epochs, ("torch",)))
-        for lib, ep, needs in plan:
-            missing = [d for d in needs if v[d] is None]
+        if args.baseline:
+            res.update(run_pair(tmpdir, args.threads, args.epochs, bs, args.repeat,
+                                timeout=900, baseline=args.baseline))
+        plan = ((("neuraxis", args.epochs),) if not args.baseline else ()) + (
+            ("numpy", args.epochs), ("keras", keras_epochs), ("keras-jax", keras_epochs),
+            ("torch", args.epochs))
+        for lib, ep in plan:
+            missing = [d for d in NEEDS.get(lib, ()) if v[d] is None]
             if missing:
-                res[lib] = {"skipped": f"{' and '.join(missing)} not installed; "
-                                       "pip install torch==2.13.0 keras"}
+                res[lib] = {"skipped": f"{' and '.join(missing)} not installed; {INSTALL[lib]}"}
                 print(f"note: {LIB_TITLES[lib]} skipped: {res[lib]['skipped']}")
                 continue
-            res[lib] = run_worker(lib, tmpdir, threads if lib in ("keras", "torch")
+            res[lib] = run_worker(lib, tmpdir, threads if lib in ("keras", "keras-jax", "torch")
                                   else args.threads, ep, bs, args.repeat, timeout=900)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     for lib in LIBS:
         if res.get(lib, {}).get("info"):
             info[f"{lib}_worker"] = res[lib]["info"]
-    for lib in ("keras", "torch"):
-        wi = res.get(lib, {}).get("info")
-        if wi:
-            print(f"{LIB_TITLES[lib]} subprocess: torch {wi.get('torch')} "
-                  f"num_threads={wi.get('torch_num_threads')}"
-                  + (f", keras {wi['keras']} backend={wi['keras_backend']}" if "keras" in wi
-                     else ""))
+            print_worker_info(lib, res[lib]["info"])
 
     n_tr, n_te = X_tr.shape[0], X_te.shape[0]
     print(f"\n## lecture model: make_classification {n_tr}+{n_te} x 784 float32, 10 classes; "
@@ -475,9 +649,9 @@ def main(argv=None):
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         out = {"info": info, "results": res, "elapsed_s": elapsed,
-               "mean_epoch_ratios": {f"{lib}/neuraxis": epoch_ratio(res, lib)
-                                     for lib in ("keras", "torch", "numpy")},
-               "targets": {text: met for text, met in targets(res)}}
+               "mean_epoch_ratios": {name: epoch_ratio(res, num)
+                                     for num, name in RATIOS if num in res},
+               "targets": {text: met for text, met in targets(res, args.epochs)}}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2, default=str)
         print(f"\nraw numbers written to {args.json}")
