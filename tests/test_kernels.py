@@ -387,6 +387,32 @@ def test_adam_step_matches_reference(dtype, shape, hyper, rng):
     assert p.dtype == m.dtype == v.dtype == dtype
 
 
+def test_adam_float32_edge_lanes_match_reference():
+    # float32 Adam may use refined reciprocal estimates (AVX-512); lanes with v = 0, huge
+    # or tiny gradients and a tiny epsilon must still give the exact formula's values.
+    rng = np.random.default_rng(7)
+    n = 16 * 9 + 5  # full vectors and a tail
+    g = rng.normal(size=n).astype(np.float32)
+    g[::7] = 0.0            # v stays 0: no step
+    g[3::11] = 1e19          # v overflows to inf
+    g[5::13] = 1e-22         # v underflows
+    for eps in (1e-7, 1e-35):  # 1e-35: a denominator below the estimates' safe range
+        p = rng.normal(size=n).astype(np.float32)
+        m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        p_ref, m_ref, v_ref = p.copy(), m.copy(), v.copy()
+        f = np.float32
+        with np.errstate(all="ignore"):
+            for t in range(1, 3):
+                ops.adam_step(p, m, v, g, 0.01, 0.9, 0.999, eps)
+                # the exact formula, in float32 like the kernel
+                m_ref = f(0.9) * m_ref + f(0.1) * g
+                v_ref = f(0.999) * v_ref + f(0.001) * (g * g)
+                p_ref = p_ref + -f(0.01) * m_ref / (np.sqrt(v_ref) + f(eps))
+        assert_array_equal(m, m_ref)
+        assert_array_equal(v, v_ref)
+        assert_allclose(p, p_ref, rtol=2e-6, atol=1e-7, equal_nan=True)
+
+
 def test_reference_follows_scikit_learn():
     """Guard the reference itself against scikit-learn's private implementations."""
     base = pytest.importorskip("sklearn.neural_network._base")

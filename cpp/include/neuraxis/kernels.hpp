@@ -60,6 +60,14 @@ void dropout_apply(std::uint64_t seed, std::uint64_t layer, idx row0, idx m, idx
 template <class T>
 bool all_finite(const T* x, idx n);
 
+// dW(rows, out) = X[:, :rows]^T dY for X with row stride ld (X may point into
+// the middle of a row: a slice of the input features); zeros when n == 0.
+template <class T>
+void dense_weight_grad(const T* X, idx n, idx ld, idx rows, const T* dY, idx out, T* dW);
+// s[j - j0] = sum_i Y[i][j] for j in [j0, j1), rows added in order.
+template <class T>
+void column_sums(const T* Y, idx n, idx k, idx j0, idx j1, T* s);
+
 // ---- losses (losses.cpp) ----------------------------------------------------
 enum class Loss {
     // scikit-learn's definitions

@@ -63,6 +63,20 @@ class Layer {
     virtual void backward(const Rows& r, const T* const* W, const T* x, const T* y,
                           const std::byte* saved, T* dy, T* dx, T* const* dW) const = 0;
 
+    // Weight gradients by parameter slices instead of by rows. When true, training
+    // calls backward() with null dW, which leaves dL/dz (the gradient before this
+    // layer's parameters) in dy; after every row is done, each thread computes
+    // its slices of the gradients over all m rows with param_grad() and applies
+    // the optimizer to them at once: no per-thread partial gradients to add up,
+    // and the gradient tile is still in cache when the optimizer reads it.
+    virtual bool grads_by_slice() const { return false; }
+    // Slices of parameter p start and end at multiples of this many elements.
+    virtual idx grad_granularity(int /*p*/) const { return 1; }
+    // g[0, e1 - e0) = elements [e0, e1) of dL/d(parameter p) over m rows with
+    // inputs x and the dz backward() left in dy.
+    virtual void param_grad(int /*p*/, idx /*m*/, const T* /*x*/, const T* /*dz*/, idx /*e0*/,
+                            idx /*e1*/, T* /*g*/) const {}
+
   protected:
     Shape in_, out_;
 };

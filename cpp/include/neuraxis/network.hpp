@@ -54,6 +54,10 @@ struct BatchTotals {
     bool interrupted = false;
 };
 
+// Elements of a gradient computed and applied at once (fits in L2 with its
+// weights and optimizer state).
+constexpr idx kTileElems = 16384;
+
 template <class T>
 class Network {
   public:
@@ -110,7 +114,11 @@ class Network {
                      const std::vector<MetricSpec>* metrics, double* met);
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
                     const Data<T>& data, double alpha, double sumsq);
-    void set_thread_grads(int t, const std::vector<T*>& grads);
+    void set_thread_grads(int t, const std::vector<T*>& grads, bool training);
+    // Thread t's share of the optimizer step for parameter p (e0..e1 of it).
+    double step_param(int t, int T_, std::size_t p, const std::vector<T*>& params, OptConfig& opt,
+                      OptState<T>& state, const std::vector<T*>& grads, const Data<T>& batch,
+                      double lr_t, double reg, bool want_sq);
     int threads_for_rows(idx rows, double passes) const;
     double sum_sq_weights(const std::vector<T*>& params, bool frozen_only) const;
     void reserve(idx batch);
@@ -124,6 +132,8 @@ class Network {
     std::vector<int> pfirst_;  // per layer: index of its first parameter
     std::vector<idx> psize_;   // per parameter: element count
     std::vector<ParamSpec> pspec_;
+    std::vector<int> player_, plocal_;  // per parameter: its layer, its index in the layer
+    std::vector<char> sliced_;          // per parameter: gradient by slices (grads_by_slice)
     int lowest_trained_ = 0;   // layers below this one need no backward
     int first_compute_ = 0;    // first layer that does not alias its input
     int fused_layer_ = -1;     // the layer whose activation the loss is fused with, or -1
@@ -131,6 +141,7 @@ class Network {
     idx capacity_ = 0, work_bytes_ = 0;
     std::vector<std::vector<T>> acts_, deltas_, grads_;
     std::vector<std::vector<std::byte>> saved_, work_;         // work_: per thread
+    std::vector<std::vector<T>> tile_;                         // per thread: a gradient tile
     std::vector<std::vector<std::vector<T>>> tgrads_;          // per extra thread, like grads_
     std::vector<Scratch> scratch_;
     std::vector<T> xbuf_, ybuf_, swbuf_;

@@ -5,6 +5,8 @@
 // measured 2-40x slower). Every parallel loop asks `threads_for` how many
 // threads its work gets; all thresholds live here.
 #pragma once
+#include <omp.h>
+
 #include <string>
 
 #include "neuraxis/view.hpp"
@@ -21,6 +23,24 @@ constexpr double kMinParallelWork = 2.5e5;
 // 1 inside a parallel region or when the total is below kMinParallelWork,
 // else the pool's size, capped so each thread gets >= min_rows rows.
 int threads_for(double cost_per_row, idx rows, idx min_rows = 1);
+
+// body(i0, i1) over [0, n) in one contiguous block per thread, as the rule
+// says. With one thread it runs inline: no OpenMP region at all (a nested or
+// one-thread region still costs about a microsecond, which small batches feel).
+template <class F>
+void parallel_for(idx n, double cost_per_item, F&& body) {
+    const int nt = threads_for(cost_per_item, n);
+    if (nt <= 1) {
+        if (n > 0) body(idx(0), n);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        const idx i0 = n * t / T, i1 = n * (t + 1) / T;
+        if (i0 < i1) body(i0, i1);
+    }
+}
 
 void init_threads();
 void ensure_single_threaded_blas();

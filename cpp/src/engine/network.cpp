@@ -50,9 +50,14 @@ Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
         owner_.push_back(la.aliases_input() ? (l ? owner_[l - 1] : -1) : l);
         if (first_compute_ < 0 && !la.aliases_input()) first_compute_ = l;
         pfirst_.push_back(int(pspec_.size()));
-        for (const ParamSpec& p : la.params()) {
+        const std::vector<ParamSpec> ps = la.params();
+        for (std::size_t j = 0; j < ps.size(); ++j) {
+            const ParamSpec& p = ps[j];
             pspec_.push_back(p);
             psize_.push_back(numel(p.shape));
+            player_.push_back(l);
+            plocal_.push_back(int(j));
+            sliced_.push_back(p.trainable && la.grads_by_slice());
             if (p.trainable) lowest_trained_ = std::min(lowest_trained_, l);
         }
         cost_per_row_ += la.macs_per_row();
@@ -116,6 +121,12 @@ void Network<T>::ensure_threads(int nt) {
     }
     work_.resize(nt);
     for (auto& w : work_) w.resize(work_bytes_);
+    idx tile = kTileElems;
+    for (std::size_t p = 0; p < psize_.size(); ++p)
+        if (sliced_[p])
+            tile = std::max(tile, layers_[player_[p]]->grad_granularity(plocal_[p]));
+    tile_.resize(nt);
+    for (auto& b : tile_) b.resize(tile);
     const std::size_t L = layers_.size();
     scratch_.resize(nt);
     for (auto& sc : scratch_) {
@@ -126,11 +137,64 @@ void Network<T>::ensure_threads(int nt) {
     }
 }
 
+// Thread t's gradient arrays: null for frozen parameters, and in training for
+// those whose gradients are computed by slices after the rows are done.
 template <class T>
-void Network<T>::set_thread_grads(int t, const std::vector<T*>& grads) {
+void Network<T>::set_thread_grads(int t, const std::vector<T*>& grads, bool training) {
     std::vector<T*>& G = scratch_[t].G;
     for (std::size_t p = 0; p < grads.size(); ++p)
-        G[p] = !pspec_[p].trainable ? nullptr : t == 0 ? grads[p] : tgrads_[t - 1][p].data();
+        G[p] = !pspec_[p].trainable || (training && sliced_[p]) ? nullptr
+               : t == 0                                         ? grads[p]
+                                                                : tgrads_[t - 1][p].data();
+}
+
+namespace {
+template <class T>
+double step(const OptConfig& opt, OptState<T>& st, std::size_t p, T* w, const T* g, idx e0,
+            idx len, double lr_t, double reg, bool want) {
+    if (opt.kind == "adam")
+        return adam_step(w + e0, st.m[p] + e0, st.v[p] + e0, g, len, lr_t, opt.beta_1, opt.beta_2,
+                         opt.epsilon, reg, want);
+    if (opt.kind == "sgd")
+        return sgd_step(w + e0, st.m[p] + e0, g, len, lr_t, opt.momentum, opt.nesterov, reg, want);
+    return rmsprop_step(w + e0, st.m[p] + e0, st.v.empty() ? nullptr : st.v[p] + e0, g, len, lr_t,
+                        opt.rho, opt.epsilon, opt.momentum, reg, want);
+}
+}  // namespace
+
+// Thread t's share of parameter p: by slices, the gradient of a tile over all
+// rows then the optimizer on it while it is in cache; else the partial
+// gradients of every thread added in thread order, then the optimizer.
+template <class T>
+double Network<T>::step_param(int t, int T_, std::size_t p, const std::vector<T*>& params,
+                              OptConfig& opt, OptState<T>& state, const std::vector<T*>& grads,
+                              const Data<T>& b, double lr_t, double reg, bool want) {
+    const idx sz = psize_[p];
+    if (!sliced_[p]) {
+        const idx e0 = sz * t / T_, e1 = sz * (t + 1) / T_;
+        if (e1 <= e0) return 0.0;
+        T* g = grads[p];
+        for (int u = 1; u < T_; ++u) {
+            const T* gu = tgrads_[u - 1][p].data();
+            for (idx i = e0; i < e1; ++i) g[i] += gu[i];
+        }
+        return step(opt, state, p, params[p], g + e0, e0, e1 - e0, lr_t, reg, want);
+    }
+    const int l = player_[p];
+    const Layer<T>& la = *layers_[l];
+    const idx gran = la.grad_granularity(plocal_[p]), units = sz / gran;
+    const idx u0 = units * t / T_, u1 = units * (t + 1) / T_;
+    const idx per_tile = std::max<idx>(1, idx(tile_[t].size()) / gran);
+    const int below = l ? owner_[l - 1] : -1;
+    const T* x = below < 0 ? b.X : acts_[below].data();
+    const T* dz = deltas_[l].data();
+    double sq = 0.0;
+    for (idx a = u0; a < u1; a += per_tile) {
+        const idx e0 = a * gran, e1 = std::min(u1, a + per_tile) * gran;
+        la.param_grad(plocal_[p], b.n, x, dz, e0, e1, tile_[t].data());
+        sq += step(opt, state, p, params[p], tile_[t].data(), e0, e1 - e0, lr_t, reg, want);
+    }
+    return sq;
 }
 
 // One forward loop: layer l reads outs[l-1] (x for the first) and writes outs[l];
@@ -240,7 +304,7 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
     {
         const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
         if (t == 0) started = T_;
-        set_thread_grads(t, grads);
+        set_thread_grads(t, grads, false);
         part_loss[t] = rows_pass(t, params, d, m * t / T_, m * (t + 1) / T_, scale, false, 0, 0,
                                  nullptr, nullptr);
     }
@@ -255,13 +319,14 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
         }
         const T* W = params[p];
         const bool add_reg = pspec_[p].decay && alpha != 0.0;
-#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * nt, sz))
-        for (idx i = 0; i < sz; ++i) {
-            T acc = g[i];
-            for (int t = 1; t < nt; ++t) acc += tgrads_[t - 1][p][i];
-            if (add_reg) acc += reg * W[i];  // dW += alpha/sw_sum * W
-            g[i] = acc;
-        }
+        parallel_for(sz, kElementCost * nt, [&](idx i0, idx i1) {
+            for (idx i = i0; i < i1; ++i) {
+                T acc = g[i];
+                for (int t = 1; t < nt; ++t) acc += tgrads_[t - 1][p][i];
+                if (add_reg) acc += reg * W[i];  // dW += alpha/sw_sum * W
+                g[i] = acc;
+            }
+        });
     }
     double loss = 0.0;
     for (int t = 0; t < nt; ++t) loss += part_loss[t];
@@ -280,8 +345,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     if (batch < 1) throw ValueError("batch size must be >= 1");
     check_optimizer(opt.kind);
-    const bool adam = opt.kind == "adam", sgd = opt.kind == "sgd";
-    const bool rms = opt.kind == "rmsprop";
+    const bool adam = opt.kind == "adam", rms = opt.kind == "rmsprop";
     if (state.m.size() != params.size() || (adam && state.v.size() != params.size()) ||
         (rms && !state.v.empty() && state.v.size() != params.size()))
         throw ValueError("optimizer state does not match the parameters");
@@ -346,34 +410,16 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
                     if (d.lengths) lbuf_[i] = d.lengths[pb[i]];
                 }
             std::fill(part_met[t].begin(), part_met[t].end(), 0.0);
-            set_thread_grads(t, grads);
+            set_thread_grads(t, grads, true);
             part_loss[t] = rows_pass(t, params, bd, r0, r1, scale, true, start, seed, &metrics,
                                      part_met[t].data());
 #pragma omp barrier
             double sq = 0.0;
             for (std::size_t p = 0; p < params.size(); ++p) {
                 if (!pspec_[p].trainable) continue;  // frozen: weights and state untouched
-                const idx sz = psize_[p], e0 = sz * t / T_, e1 = sz * (t + 1) / T_;
-                T* g = grads[p];
-                for (int u = 1; u < T_; ++u) {
-                    const T* gu = tgrads_[u - 1][p].data();
-                    for (idx i = e0; i < e1; ++i) g[i] += gu[i];
-                }
                 const bool decay = pspec_[p].decay;
-                const double rg = decay ? reg : 0.0;
-                const bool want = alpha != 0.0 && decay;
-                const idx len = e1 - e0;
-                if (len <= 0) continue;
-                if (adam)
-                    sq += adam_step(params[p] + e0, state.m[p] + e0, state.v[p] + e0, g + e0, len,
-                                    lr_t, opt.beta_1, opt.beta_2, opt.epsilon, rg, want);
-                else if (sgd)
-                    sq += sgd_step(params[p] + e0, state.m[p] + e0, g + e0, len, lr_t,
-                                   opt.momentum, opt.nesterov, rg, want);
-                else
-                    sq += rmsprop_step(params[p] + e0, state.m[p] + e0,
-                                       state.v.empty() ? nullptr : state.v[p] + e0, g + e0, len,
-                                       lr_t, opt.rho, opt.epsilon, opt.momentum, rg, want);
+                sq += step_param(t, T_, p, params, opt, state, grads, bd, lr_t,
+                                 decay ? reg : 0.0, alpha != 0.0 && decay);
             }
             part_sq[t] = sq;
         }

@@ -1,9 +1,12 @@
-// Elementwise activations: one scalar function per activation plus one
-// generic row loop. Derivatives are written through the output y = f(z).
+// Elementwise activations: one scalar function per activation, written
+// branch-free where it can be, inside loops that are compiled per SIMD level
+// (simd.hpp). Derivatives are written through the output y = f(z).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "neuraxis/kernels.hpp"
+#include "neuraxis/simd.hpp"
 #include "neuraxis/threads.hpp"
 
 namespace neuraxis {
@@ -11,91 +14,149 @@ namespace neuraxis {
 namespace {
 
 template <class T>
-inline T sigmoid(T z) {  // stable on both tails, like scipy.special.expit
+NX_INLINE T sigmoid(T z) {  // stable on both tails, like scipy.special.expit
     if (z >= 0) return T(1) / (T(1) + std::exp(-z));
     T e = std::exp(z);
     return e / (T(1) + e);
 }
 
-// Apply `f(value)` to every element of an (n, k) block, threaded when large.
-template <class T, class F>
-void each(T* x, idx total, F f) {
-#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost, total))
-    for (idx i = 0; i < total; ++i) x[i] = f(x[i]);
+// z = f(z) over n values (softmax is per row, elsewhere).
+template <class T>
+NX_INLINE void fwd_loop(Act kind, T al, T* z, idx n) {
+#define NX_MAP(expr)                                     \
+    _Pragma("omp simd") for (idx i = 0; i < n; ++i) { \
+        const T v = z[i];                                \
+        z[i] = (expr);                                   \
+    }                                                    \
+    return;
+    switch (kind) {
+        case Act::identity: return;
+        case Act::logistic: NX_MAP(sigmoid(v))
+        case Act::tanh: NX_MAP(std::tanh(v))
+        case Act::relu: NX_MAP(v > T(0) ? v : T(0))
+        case Act::leaky_relu: NX_MAP(v > T(0) ? v : al * v)
+        case Act::elu: NX_MAP(v > T(0) ? v : al * std::expm1(v))
+        // log(1 + e^v) = max(v, 0) + log1p(e^-|v|)
+        case Act::softplus: NX_MAP(std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v))))
+        case Act::step: NX_MAP(v > T(0) ? T(1) : T(0))
+        case Act::exp: NX_MAP(std::exp(v))
+        case Act::softmax: return;
+    }
+#undef NX_MAP
 }
 
-// d[i] = d[i] * g(y[i])
-template <class T, class G>
-void each_grad(const T* y, T* d, idx total, G g) {
-#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost, total))
-    for (idx i = 0; i < total; ++i) d[i] *= g(y[i]);
+// d *= f'(z), written through y = f(z).
+template <class T>
+NX_INLINE void grad_loop(Act kind, T al, const T* y, T* d, idx n) {
+#define NX_GRAD(expr)                                    \
+    _Pragma("omp simd") for (idx i = 0; i < n; ++i) { \
+        const T v = y[i];                                \
+        d[i] *= (expr);                                  \
+    }                                                    \
+    return;
+    switch (kind) {
+        case Act::logistic: NX_GRAD(v * (T(1) - v))
+        case Act::tanh: NX_GRAD(T(1) - v * v)
+        case Act::relu: NX_GRAD(v > T(0) ? T(1) : T(0))
+        case Act::leaky_relu: NX_GRAD(v > T(0) ? T(1) : al)
+        case Act::elu: NX_GRAD(v > T(0) ? T(1) : v + al)  // z <= 0: f' = alpha e^z = y + alpha
+        case Act::softplus: NX_GRAD(-std::expm1(-v))      // f' = sigmoid(z) = 1 - e^-y
+        case Act::exp: NX_GRAD(v)
+        default: return;
+    }
+#undef NX_GRAD
+}
+
+// Rows [0, m) of k values: z = f(z + b), one pass; returns whether any z + b
+// was NaN/inf (only looked at when `check`). Kinds without a fused form get
+// the bias only (the caller applies f after).
+template <class T>
+NX_INLINE bool bias_act_loop(Act kind, T al, T* z, const T* b, idx m, idx k, bool check) {
+    bool seen = false;
+    for (idx i = 0; i < m; ++i) {
+        T* r = z + i * k;
+        if (b) {
+#pragma omp simd
+            for (idx j = 0; j < k; ++j) r[j] += b[j];
+        }
+        if (check) {  // any inf/NaN makes the sum NaN (inf * 0 = NaN)
+            T probe = T(0);
+#pragma omp simd reduction(+ : probe)
+            for (idx j = 0; j < k; ++j) probe += r[j] * T(0);
+            seen = seen || !(probe == T(0));
+        }
+        switch (kind) {
+            case Act::relu:
+            case Act::leaky_relu:
+            case Act::logistic:
+            case Act::tanh: fwd_loop(kind, al, r, k); break;
+            default: break;
+        }
+    }
+    return seen;
+}
+
+NX_CLONES void fwd_block(Act kind, float al, float* z, idx n) { fwd_loop(kind, al, z, n); }
+NX_CLONES void fwd_block(Act kind, double al, double* z, idx n) { fwd_loop(kind, al, z, n); }
+NX_CLONES void grad_block(Act kind, float al, const float* y, float* d, idx n) {
+    grad_loop(kind, al, y, d, n);
+}
+NX_CLONES void grad_block(Act kind, double al, const double* y, double* d, idx n) {
+    grad_loop(kind, al, y, d, n);
+}
+NX_CLONES bool bias_act_block(Act kind, float al, float* z, const float* b, idx m, idx k,
+                              bool check) {
+    return bias_act_loop(kind, al, z, b, m, k, check);
+}
+NX_CLONES bool bias_act_block(Act kind, double al, double* z, const double* b, idx m, idx k,
+                              bool check) {
+    return bias_act_loop(kind, al, z, b, m, k, check);
 }
 
 }  // namespace
 
 template <class T>
 void act_forward(Activation a, T* z, idx n, idx k) {
-    const idx total = n * k;
-    const T al = T(a.alpha);
-    switch (a.kind) {
-        case Act::identity: return;
-        case Act::logistic: return each(z, total, [](T v) { return sigmoid(v); });
-        case Act::tanh: return each(z, total, [](T v) { return std::tanh(v); });
-        case Act::relu: return each(z, total, [](T v) { return v > T(0) ? v : T(0); });
-        case Act::leaky_relu: return each(z, total, [al](T v) { return v > T(0) ? v : al * v; });
-        case Act::elu:
-            return each(z, total, [al](T v) { return v > T(0) ? v : al * std::expm1(v); });
-        case Act::softplus:  // log(1 + e^v) = max(v, 0) + log1p(e^-|v|)
-            return each(z, total,
-                        [](T v) { return std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v))); });
-        case Act::step: return each(z, total, [](T v) { return v > T(0) ? T(1) : T(0); });
-        case Act::exp: return each(z, total, [](T v) { return std::exp(v); });
-        case Act::softmax: {
-#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * k, n))
-            for (idx i = 0; i < n; ++i) {
+    if (a.kind == Act::identity) return;
+    if (a.kind == Act::softmax) {
+        parallel_for(n, kElementCost * k, [&](idx i0, idx i1) {
+            for (idx i = i0; i < i1; ++i) {
                 T* r = z + i * k;
                 T mx = *std::max_element(r, r + k);
                 T s = 0;
                 for (idx j = 0; j < k; ++j) s += (r[j] = std::exp(r[j] - mx));
                 for (idx j = 0; j < k; ++j) r[j] /= s;
             }
-            return;
-        }
+        });
+        return;
     }
+    parallel_for(n * k, kElementCost,
+                 [&](idx i0, idx i1) { fwd_block(a.kind, T(a.alpha), z + i0, i1 - i0); });
 }
 
 template <class T>
 void act_backward(Activation a, const T* y, T* d, idx n, idx k) {
-    const idx total = n * k;
-    const T al = T(a.alpha);
     switch (a.kind) {
         case Act::identity: return;
-        case Act::logistic: return each_grad(y, d, total, [](T v) { return v * (T(1) - v); });
-        case Act::tanh: return each_grad(y, d, total, [](T v) { return T(1) - v * v; });
-        case Act::relu: return each_grad(y, d, total, [](T v) { return v > T(0) ? T(1) : T(0); });
-        case Act::leaky_relu:
-            return each_grad(y, d, total, [al](T v) { return v > T(0) ? T(1) : al; });
-        case Act::elu:  // z <= 0: f' = alpha e^z = y + alpha
-            return each_grad(y, d, total, [al](T v) { return v > T(0) ? T(1) : v + al; });
-        case Act::softplus:  // f' = sigmoid(z) = 1 - e^-y
-            return each_grad(y, d, total, [](T v) { return -std::expm1(-v); });
-        case Act::exp: return each_grad(y, d, total, [](T v) { return v; });
         case Act::step:
             throw ValueError(
                 "the binary step activation has no useful gradient (zero almost everywhere); "
                 "it can be used for prediction but not for training");
-        case Act::softmax: {
-            // dz_j = y_j * (d_j - sum_i d_i y_i)
-#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * k, n))
-            for (idx i = 0; i < n; ++i) {
-                const T* yr = y + i * k;
-                T* dr = d + i * k;
-                T dot = 0;
-                for (idx j = 0; j < k; ++j) dot += dr[j] * yr[j];
-                for (idx j = 0; j < k; ++j) dr[j] = yr[j] * (dr[j] - dot);
-            }
+        case Act::softmax:  // dz_j = y_j * (d_j - sum_i d_i y_i)
+            parallel_for(n, kElementCost * k, [&](idx i0, idx i1) {
+                for (idx i = i0; i < i1; ++i) {
+                    const T* yr = y + i * k;
+                    T* dr = d + i * k;
+                    T dot = 0;
+                    for (idx j = 0; j < k; ++j) dot += dr[j] * yr[j];
+                    for (idx j = 0; j < k; ++j) dr[j] = yr[j] * (dr[j] - dot);
+                }
+            });
             return;
-        }
+        default:
+            parallel_for(n * k, kElementCost, [&](idx i0, idx i1) {
+                grad_block(a.kind, T(a.alpha), y + i0, d + i0, i1 - i0);
+            });
     }
 }
 
@@ -103,38 +164,20 @@ void act_backward(Activation a, const T* y, T* d, idx n, idx k) {
 // whether any z + b was NaN/inf (checked before the activation can hide it).
 template <class T>
 void bias_act_forward(Activation a, T* z, const T* b, idx n, idx k, bool* nonfinite) {
-    bool bad = false;
-    const bool check = nonfinite != nullptr;
-    auto run = [&](auto f) {
-#pragma omp parallel for schedule(static) reduction(|| : bad) num_threads(threads_for(kElementCost * k, n))
-        for (idx i = 0; i < n; ++i) {
-            T* r = z + i * k;
-            if (b) {
-#pragma omp simd
-                for (idx j = 0; j < k; ++j) r[j] += b[j];
-            }
-            if (check) {  // any inf/NaN makes the sum NaN (inf * 0 = NaN)
-                T probe = T(0);
-#pragma omp simd reduction(+ : probe)
-                for (idx j = 0; j < k; ++j) probe += r[j] * T(0);
-                bad = bad || !(probe == T(0));
-            }
-#pragma omp simd
-            for (idx j = 0; j < k; ++j) r[j] = f(r[j]);
-        }
-    };
-    const T al = T(a.alpha);
+    std::atomic<bool> bad{false};
+    parallel_for(n, kElementCost * k, [&](idx i0, idx i1) {
+        if (bias_act_block(a.kind, T(a.alpha), z + i0 * k, b, i1 - i0, k, nonfinite != nullptr))
+            bad.store(true, std::memory_order_relaxed);
+    });
     switch (a.kind) {
-        case Act::identity: run([](T v) { return v; }); break;
-        case Act::relu: run([](T v) { return v > T(0) ? v : T(0); }); break;
-        case Act::leaky_relu: run([al](T v) { return v > T(0) ? v : al * v; }); break;
-        case Act::logistic: run([](T v) { return sigmoid(v); }); break;
-        case Act::tanh: run([](T v) { return std::tanh(v); }); break;
-        default:  // the rest (softmax is per row) in two passes
-            run([](T v) { return v; });
-            act_forward(a, z, n, k);
+        case Act::identity:
+        case Act::relu:
+        case Act::leaky_relu:
+        case Act::logistic:
+        case Act::tanh: break;     // applied in the pass above
+        default: act_forward(a, z, n, k);  // the rest (softmax is per row): a second pass
     }
-    if (nonfinite) *nonfinite = *nonfinite || bad;
+    if (nonfinite) *nonfinite = *nonfinite || bad.load();
 }
 
 template void bias_act_forward<float>(Activation, float*, const float*, idx, idx, bool*);

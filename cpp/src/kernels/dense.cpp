@@ -18,11 +18,12 @@ void dense_forward(const T* X, idx n, idx in, const T* W, const T* b, idx out, T
              int(out));
     }
     if (!b) return;
-#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * out, n))
-    for (idx i = 0; i < n; ++i) {
-        T* r = Y + i * out;
-        for (idx j = 0; j < out; ++j) r[j] += b[j];
-    }
+    parallel_for(n, kElementCost * out, [&](idx i0, idx i1) {
+        for (idx i = i0; i < i1; ++i) {
+            T* r = Y + i * out;
+            for (idx j = 0; j < out; ++j) r[j] += b[j];
+        }
+    });
 }
 
 // dW[c][o] = sum_i X[i][c] * dY[i][o]
@@ -54,6 +55,27 @@ void dense_backward(const T* X, idx n, idx in, const T* W, idx out, const T* dY,
     }
 }
 
+// dW[c][o] = sum_i X[i][c] * dY[i][o] for the first `rows` columns c of X
+template <class T>
+void dense_weight_grad(const T* X, idx n, idx ld, idx rows, const T* dY, idx out, T* dW) {
+    if (rows <= 0 || out <= 0) return;
+    if (n == 0) {
+        std::fill(dW, dW + rows * out, T(0));
+        return;
+    }
+    gemm1(true, false, int(rows), int(out), int(n), T(1), X, int(ld), dY, int(out), T(0), dW,
+          int(out));
+}
+
+template <class T>
+void column_sums(const T* Y, idx n, idx k, idx j0, idx j1, T* s) {
+    std::fill(s, s + (j1 - j0), T(0));
+    for (idx i = 0; i < n; ++i) {
+        const T* r = Y + i * k;
+        for (idx j = j0; j < j1; ++j) s[j - j0] += r[j];
+    }
+}
+
 // Y = f(X @ W + b) (+ NaN/inf report): the GEMM, then bias, probe and
 // activation in one pass over Y.
 template <class T>
@@ -67,6 +89,11 @@ template void dense_act_forward<float>(const float*, idx, idx, const float*, con
                                        Activation, float*, bool*);
 template void dense_act_forward<double>(const double*, idx, idx, const double*, const double*, idx,
                                         Activation, double*, bool*);
+template void dense_weight_grad<float>(const float*, idx, idx, idx, const float*, idx, float*);
+template void dense_weight_grad<double>(const double*, idx, idx, idx, const double*, idx,
+                                        double*);
+template void column_sums<float>(const float*, idx, idx, idx, idx, float*);
+template void column_sums<double>(const double*, idx, idx, idx, idx, double*);
 template void dense_forward<float>(const float*, idx, idx, const float*, const float*, idx, float*);
 template void dense_forward<double>(const double*, idx, idx, const double*, const double*, idx,
                                     double*);

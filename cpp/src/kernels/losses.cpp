@@ -98,19 +98,20 @@ void loss_delta(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k, doubl
     if (l == Loss::binary_crossentropy || l == Loss::mae) c = 1.0 / double(k);
     if (l == Loss::mse) c = 2.0 / double(k);
     const bool sign = l == Loss::mae;
-#pragma omp parallel for schedule(static) num_threads(threads_for(kElementCost * k, n))
-    for (idx i = 0; i < n; ++i) {
-        const T s = T((sw ? double(sw[i]) : 1.0) * scale * c);
-        const T* p = P + i * k;
-        const T* y = Y + i * k;
-        T* d = dZ + i * k;
-        if (sign)
-            for (idx j = 0; j < k; ++j) d[j] = p[j] > y[j] ? s : (p[j] < y[j] ? -s : T(0));
-        else if (s == T(1))
-            for (idx j = 0; j < k; ++j) d[j] = p[j] - y[j];
-        else
-            for (idx j = 0; j < k; ++j) d[j] = (p[j] - y[j]) * s;
-    }
+    parallel_for(n, kElementCost * k, [&](idx i0, idx i1) {
+        for (idx i = i0; i < i1; ++i) {
+            const T s = T((sw ? double(sw[i]) : 1.0) * scale * c);
+            const T* p = P + i * k;
+            const T* y = Y + i * k;
+            T* d = dZ + i * k;
+            if (sign)
+                for (idx j = 0; j < k; ++j) d[j] = p[j] > y[j] ? s : (p[j] < y[j] ? -s : T(0));
+            else if (s == T(1))
+                for (idx j = 0; j < k; ++j) d[j] = p[j] - y[j];
+            else
+                for (idx j = 0; j < k; ++j) d[j] = (p[j] - y[j]) * s;
+        }
+    });
 }
 
 // dL/dP of the per-row loss, times sw_i * scale. Clipped probabilities get no

@@ -43,6 +43,19 @@ class Dense final : public Layer<T> {
         dense_backward(x, n, fan_in_, W[0], units_, dy, dx, dW[0], bias_ ? dW[1] : nullptr);
     }
 
+    bool grads_by_slice() const override { return true; }
+    idx grad_granularity(int p) const override { return p == 0 ? units_ : 1; }
+    // W rows [c0, c1): dW[c0:c1] = x[:, c0:c1]^T dz;  bias [j0, j1): db = colsum dz[:, j0:j1]
+    void param_grad(int p, idx m, const T* x, const T* dz, idx e0, idx e1, T* g) const override {
+        const idx n = m * lead_;
+        if (p == 0) {
+            const idx c0 = e0 / units_, rows = (e1 - e0) / units_;
+            dense_weight_grad(x + c0, n, fan_in_, rows, dz, units_, g);
+        } else {
+            column_sums(dz, n, units_, e0, e1, g);
+        }
+    }
+
   private:
     idx units_ = 0, fan_in_ = 0, lead_ = 1;
     Activation act_;
