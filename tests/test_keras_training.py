@@ -5,11 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from neuraxis import losses, metrics, optimizers
+from neuraxis import losses, optimizers
 from neuraxis._keras.session import clear_session, set_random_seed
 from neuraxis.callbacks import Callback
 from neuraxis.layers import Dense, Dropout, Input, LeakyReLU
 from neuraxis.models import Sequential
+
+import reference as ref
 
 
 @pytest.fixture(autouse=True)
@@ -144,16 +146,15 @@ def test_optimizer_steps_match_keras_update_rules(opt, kind, cfg):
     assert model.optimizer.iterations == 3
 
 
-@pytest.mark.parametrize("loss, act, make_y, ref", [
-    ("categorical_crossentropy", "softmax", lambda y: np.eye(3)[y],
-     losses.categorical_crossentropy),
-    ("sparse_categorical_crossentropy", "softmax", lambda y: y,
-     losses.sparse_categorical_crossentropy),
-    ("binary_crossentropy", "sigmoid", lambda y: np.eye(3)[y], losses.binary_crossentropy),
-    ("mse", "linear", lambda y: np.eye(3)[y] * 2.0, losses.mean_squared_error),
-    ("mae", "linear", lambda y: np.eye(3)[y] * 2.0, losses.mean_absolute_error),
+# (loss, output activation, targets from labels, the reference's loss on one-hot targets)
+@pytest.mark.parametrize("loss, act, make_y, ref_loss", [
+    ("categorical_crossentropy", "softmax", lambda y: np.eye(3)[y], "categorical_crossentropy"),
+    ("sparse_categorical_crossentropy", "softmax", lambda y: y, "categorical_crossentropy"),
+    ("binary_crossentropy", "sigmoid", lambda y: np.eye(3)[y], "binary_crossentropy"),
+    ("mse", "linear", lambda y: np.eye(3)[y] * 2.0, "mse"),
+    ("mae", "linear", lambda y: np.eye(3)[y] * 2.0, "mae"),
 ])
-def test_evaluate_loss_and_metric_values_match_numpy(loss, act, make_y, ref):
+def test_evaluate_loss_and_metric_values_match_numpy(loss, act, make_y, ref_loss):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(50, 4)).astype(np.float32)
     y = rng.integers(0, 3, 50)
@@ -163,9 +164,9 @@ def test_evaluate_loss_and_metric_values_match_numpy(loss, act, make_y, ref):
     model.compile(optimizer="adam", loss=loss, metrics=["mae"])
     P = model.predict(X, verbose=0).astype(np.float64)
     result = model.evaluate(X, Y, batch_size=16, sample_weight=sw, verbose=0, return_dict=True)
-    per_sample = ref(Y, P)
-    assert result["loss"] == pytest.approx(np.sum(per_sample * sw) / 50, rel=1e-5)
     onehot = np.eye(3)[y] if loss.startswith("sparse") else Y
+    per_sample = ref.keras_loss_per_row(ref_loss, P, onehot)
+    assert result["loss"] == pytest.approx(np.sum(per_sample * sw) / 50, rel=1e-5)
     mae = np.abs(onehot - P).mean(1)
     # `metrics` ignore sample weights in Keras 3 (only `weighted_metrics` use them)
     assert result["mae"] == pytest.approx(mae.mean(), rel=1e-5)
@@ -190,19 +191,22 @@ def test_compile_metrics_ignore_sample_weight_like_keras_3():
 
 def test_accuracy_is_resolved_from_shapes_like_keras_3():
     X, y = blobs(40)
-    cases = [(Dense(1, activation="sigmoid"), "binary_crossentropy", y, metrics.binary_accuracy),
+    # (output, loss, targets, the reference metric and the one-hot targets it sees)
+    cases = [(Dense(1, activation="sigmoid"), "binary_crossentropy", y, "binary_accuracy",
+              y[:, None]),
              (Dense(2, activation="softmax"), "sparse_categorical_crossentropy", y,
-              metrics.sparse_categorical_accuracy),
+              "categorical_accuracy", np.eye(2)[y]),
              (Dense(2, activation="softmax"), "categorical_crossentropy", np.eye(2)[y],
-              metrics.categorical_accuracy),
+              "categorical_accuracy", np.eye(2)[y]),
              # Keras 3 picks by shape, not by loss: BCE on a 2-unit softmax -> categorical.
              (Dense(2, activation="softmax"), "binary_crossentropy", np.eye(2)[y],
-              metrics.categorical_accuracy)]
-    for out, loss, target, fn in cases:
+              "categorical_accuracy", np.eye(2)[y])]
+    for out, loss, target, metric, onehot in cases:
         model = Sequential([Input((5,)), Dense(3), out])
         model.compile(loss=loss, metrics=["accuracy"])
         _, acc = model.evaluate(X, target, verbose=0)
-        assert acc == pytest.approx(fn(target, model.predict(X, verbose=0)).mean()), loss
+        expect = ref.metric_per_row(metric, model.predict(X, verbose=0), onehot).mean()
+        assert acc == pytest.approx(expect), loss
 
 
 def test_same_seed_same_run_and_chunking_does_not_change_dropout():
@@ -361,6 +365,7 @@ def test_label_smoothing_matches_numpy_loss():
     model.compile(loss=losses.CategoricalCrossentropy(label_smoothing=0.2), metrics=["accuracy"])
     loss, acc = model.evaluate(X, Y, verbose=0)
     P = model.predict(X, verbose=0)
-    assert loss == pytest.approx(losses.categorical_crossentropy(Y, P, label_smoothing=0.2).mean(),
-                                 rel=1e-5)
-    assert acc == pytest.approx(metrics.categorical_accuracy(Y, P).mean())
+    smoothed = Y * (1 - 0.2) + 0.2 / 2  # Keras's label smoothing over 2 classes
+    assert loss == pytest.approx(ref.keras_loss_per_row("categorical_crossentropy", P,
+                                                        smoothed).mean(), rel=1e-5)
+    assert acc == pytest.approx(ref.metric_per_row("categorical_accuracy", P, Y).mean())
