@@ -332,3 +332,20 @@ def test_layers_are_callable_on_arrays_like_keras():
     np.testing.assert_array_equal(drop(x), x)  # inference: identity
     y = drop(np.ones((4, 1000), dtype=np.float32), training=True)
     assert set(np.unique(y)) == {0.0, 2.0} and 0.4 < (y == 0).mean() < 0.6
+
+
+def test_dense_on_sequence_inputs_applies_over_the_last_axis():
+    # Keras's Dense on (batch, steps, features): the same kernel on every step
+    model = Sequential([Input((3, 4)), Dense(5, activation="relu"), Dense(2)])
+    assert model.output_shape == (None, 3, 2)
+    assert model.count_params() == 4 * 5 + 5 + 5 * 2 + 2
+    x = np.random.default_rng(0).normal(size=(6, 3, 4)).astype(np.float32)
+    W0, b0, W1, b1 = [w.astype(np.float64) for w in model.get_weights()]
+    expect = np.maximum(x @ W0 + b0, 0) @ W1 + b1
+    np.testing.assert_allclose(model.predict(x, verbose=0), expect, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.layers[0](x), np.maximum(x @ W0 + b0, 0), rtol=1e-5,
+                               atol=1e-6)
+    # losses over per-step outputs reduce per step in Keras: refused rather than wrong
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(NotImplementedError, match=r"output shape \(None, 3, 2\)"):
+        model.fit(x, np.zeros((6, 3, 2), np.float32), verbose=0)
