@@ -17,6 +17,17 @@
 
 namespace neuraxis {
 
+namespace {
+// sum_i w_i over n rows (n when there are no weights).
+template <class T>
+double weight_sum(const T* sw, idx n) {
+    if (!sw) return double(n);
+    double w = 0.0;
+    for (idx i = 0; i < n; ++i) w += sw[i];
+    return w;
+}
+}  // namespace
+
 template <class T>
 Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
                     Reduction reduction)
@@ -245,11 +256,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     const T* P = sc.outs[L - 1];
     const T* y = b.Y + r0 * k;
     const T* sw = b.sw ? b.sw + r0 : nullptr;
-    double w = double(mr);
-    if (sw) {
-        w = 0.0;
-        for (idx i = 0; i < mr; ++i) w += sw[i];
-    }
+    const double w = weight_sum(sw, mr);
     const double wl = w > 0 ? loss_value(loss_, P, y, sw, mr, k) * w : 0.0;
     if (metrics)
         for (std::size_t j = 0; j < metrics->size(); ++j)
@@ -290,11 +297,7 @@ template <class T>
 double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
                             const Data<T>& d, double alpha, double sumsq) {
     const idx m = d.n;
-    double sw_sum = double(m);
-    if (d.sw) {
-        sw_sum = 0.0;
-        for (idx i = 0; i < m; ++i) sw_sum += d.sw[i];
-    }
+    const double sw_sum = weight_sum(d.sw, m);
     const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
     int nt = threads_for_rows(m, 3.0);
     ensure_threads(nt);
@@ -462,11 +465,7 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d
         predict(params, d.X + start * din, d.lengths ? d.lengths + start : nullptr, m, P.data());
         const T* yb = d.Y + start * k;
         const T* swb = d.sw ? d.sw + start : nullptr;
-        double w = double(m);
-        if (swb) {
-            w = 0.0;
-            for (idx i = 0; i < m; ++i) w += swb[i];
-        }
+        const double w = weight_sum(swb, m);
         const double lsum = loss_value(loss_, P.data(), yb, swb, m, k) * w;
         const double bl = reduction_ == Reduction::weights ? (w > 0 ? lsum / w : 0.0)
                                                            : lsum / double(m);
