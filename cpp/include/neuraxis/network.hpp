@@ -56,7 +56,7 @@ struct BatchTotals {
 
 // Elements of a gradient computed and applied at once (fits in L2 with its
 // weights and optimizer state).
-constexpr idx kTileElems = 16384;
+constexpr idx kTileElems = 65536;
 
 template <class T>
 class Network {
