@@ -64,6 +64,13 @@ bool all_finite(const T* x, idx n);
 // the middle of a row: a slice of the input features); zeros when n == 0.
 template <class T>
 void dense_weight_grad(const T* X, idx n, idx ld, idx rows, const T* dY, idx out, T* dW);
+// P(n, out) = X[:, :k] @ W(k, out) for X with row stride ld (a slice of the
+// input features); zeros when k == 0.
+template <class T>
+void dense_partial_forward(const T* X, idx n, idx ld, idx k, const T* W, idx out, T* P);
+// y[i] = parts[0][i] + parts[1][i] + ... (in that order) for i < len.
+template <class T>
+void sum_parts(const T* const* parts, int nparts, idx len, T* y);
 // s[j - j0] = sum_i Y[i][j] for j in [j0, j1), rows added in order.
 template <class T>
 void column_sums(const T* Y, idx n, idx k, idx j0, idx j1, T* s);

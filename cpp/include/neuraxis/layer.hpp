@@ -77,6 +77,20 @@ class Layer {
     virtual void param_grad(int /*p*/, idx /*m*/, const T* /*x*/, const T* /*dz*/, idx /*e0*/,
                             idx /*e1*/, T* /*g*/) const {}
 
+    // Forward by the same slices, for the network's first layer: each thread
+    // multiplies its slice [c0, c1) of the input features (the rows of W its
+    // optimizer step owns) for all m rows, then each row sums the parts. A
+    // thread then reads only weights it updated itself and inputs it gathered
+    // itself: on few cores, the weights the other core just wrote cost more
+    // than the product (measured on the Keras lecture MLP).
+    virtual bool forward_by_slice() const { return false; }
+    // part(m, out) = x[:, c0:c1] @ W[c0:c1]  (x rows of stride ld)
+    virtual void forward_part(idx /*m*/, const T* const* /*W*/, const T* /*x*/, idx /*ld*/,
+                              idx /*c0*/, idx /*c1*/, T* /*part*/) const {}
+    // y = f(sum of the nparts parts + b) for r.m rows (parts in thread order)
+    virtual void forward_finish(const Rows& /*r*/, const T* const* /*W*/,
+                                const T* const* /*parts*/, int /*nparts*/, T* /*y*/) const {}
+
   protected:
     Shape in_, out_;
 };

@@ -103,15 +103,17 @@ class Network {
     struct Scratch {  // per thread: layer pointers for its rows, its gradient arrays
         std::vector<T*> outs, deltas, G;
         std::vector<std::byte*> saved;
+        std::vector<const T*> parts;  // every thread's part, at this thread's rows
     };
     void forward(const std::vector<T*>& params, const Rows& r, const T* x,
                  const std::vector<T*>& outs, const std::vector<std::byte*>& saved,
-                 bool* nonfinite) const;
+                 bool* nonfinite, std::size_t from = 0) const;
     // Forward + backward of rows [r0, r1) of a gathered batch on thread t;
     // returns its sum of w_i * loss_i and adds its metric sums to met.
     double rows_pass(int t, const std::vector<T*>& params, const Data<T>& batch, idx r0, idx r1,
                      double scale, bool training, idx row0, std::uint64_t seed,
-                     const std::vector<MetricSpec>* metrics, double* met);
+                     const std::vector<MetricSpec>* metrics, double* met,
+                     std::size_t from = 0);
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
                     const Data<T>& data, double alpha, double sumsq);
     void set_thread_grads(int t, const std::vector<T*>& grads, bool training);
@@ -137,11 +139,13 @@ class Network {
     int lowest_trained_ = 0;   // layers below this one need no backward
     int first_compute_ = 0;    // first layer that does not alias its input
     int fused_layer_ = -1;     // the layer whose activation the loss is fused with, or -1
+    int sliced_first_ = -1;    // the first layer, when training runs its forward by slices
     double cost_per_row_ = 0;  // forward multiply-adds per row (the threading rule's input)
     idx capacity_ = 0, work_bytes_ = 0;
     std::vector<std::vector<T>> acts_, deltas_, grads_;
     std::vector<std::vector<std::byte>> saved_, work_;         // work_: per thread
     std::vector<std::vector<T>> tile_;                         // per thread: a gradient tile
+    std::vector<std::vector<T>> part_;                         // per thread: sliced_first_'s part
     std::vector<std::vector<std::vector<T>>> tgrads_;          // per extra thread, like grads_
     std::vector<Scratch> scratch_;
     std::vector<T> xbuf_, ybuf_, swbuf_;

@@ -75,6 +75,12 @@ Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
     }
     pfirst_.push_back(int(pspec_.size()));
 
+    {
+        const Layer<T>& first = *layers_[first_compute_];
+        const int p0 = pfirst_[first_compute_];
+        if (first.forward_by_slice() && p0 < pfirst_[first_compute_ + 1] && sliced_[p0])
+            sliced_first_ = first_compute_;
+    }
     const int out = owner_[L - 1];
     const Activation* act = layers_[out]->output_activation();
     const Act want = loss_output_activation(loss_);
@@ -111,6 +117,8 @@ void Network<T>::reserve(idx batch) {
         saved_[l].resize(batch * la.saved_bytes_per_row());
     }
     for (auto& w : work_) w.assign(work_bytes_, std::byte{0});
+    if (sliced_first_ >= 0)
+        for (auto& b : part_) b.resize(batch * layers_[sliced_first_]->out_size());
     xbuf_.resize(batch * n_in());
     ybuf_.resize(batch * n_out());
     swbuf_.resize(batch);
@@ -138,6 +146,9 @@ void Network<T>::ensure_threads(int nt) {
             tile = std::max(tile, layers_[player_[p]]->grad_granularity(plocal_[p]));
     tile_.resize(nt);
     for (auto& b : tile_) b.resize(tile);
+    part_.resize(nt);
+    if (sliced_first_ >= 0)
+        for (auto& b : part_) b.resize(capacity_ * layers_[sliced_first_]->out_size());
     const std::size_t L = layers_.size();
     scratch_.resize(nt);
     for (auto& sc : scratch_) {
@@ -145,6 +156,7 @@ void Network<T>::ensure_threads(int nt) {
         sc.deltas.resize(L);
         sc.saved.resize(L);
         sc.G.resize(grads_.size());
+        sc.parts.resize(nt);
     }
 }
 
@@ -213,9 +225,9 @@ double Network<T>::step_param(int t, int T_, std::size_t p, const std::vector<T*
 template <class T>
 void Network<T>::forward(const std::vector<T*>& params, const Rows& r, const T* x,
                          const std::vector<T*>& outs, const std::vector<std::byte*>& saved,
-                         bool* nonfinite) const {
+                         bool* nonfinite, std::size_t from) const {
     Rows rl = r;
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
+    for (std::size_t l = from; l < layers_.size(); ++l) {
         const Layer<T>& la = *layers_[l];
         if (la.aliases_input()) continue;
         rl.nonfinite = int(l) == first_compute_ ? nonfinite : nullptr;
@@ -226,7 +238,8 @@ void Network<T>::forward(const std::vector<T*>& params, const Rows& r, const T* 
 template <class T>
 double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>& b, idx r0,
                              idx r1, double scale, bool training, idx row0, std::uint64_t seed,
-                             const std::vector<MetricSpec>* metrics, double* met) {
+                             const std::vector<MetricSpec>* metrics, double* met,
+                             std::size_t from) {
     const int L = int(layers_.size());
     const idx k = n_out(), mr = r1 - r0;
     Scratch& sc = scratch_[t];
@@ -251,7 +264,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     r.training = training;
     r.lengths = b.lengths ? b.lengths + r0 : nullptr;
     r.work = work_[t].data();
-    forward(params, r, x, sc.outs, sc.saved, nullptr);
+    forward(params, r, x, sc.outs, sc.saved, nullptr, from);
 
     const T* P = sc.outs[L - 1];
     const T* y = b.Y + r0 * k;
@@ -405,17 +418,44 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
             const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
             if (t == 0) started = T_;
             const idx r0 = m * t / T_, r1 = m * (t + 1) / T_;
+            // The first layer by feature slices (see Layer::forward_by_slice): this
+            // thread gathers its slice of every row's features, multiplies it by its
+            // rows of W, and after a barrier sums the parts for its own rows.
+            const bool by_slice = sliced_first_ >= 0 && T_ > 1;
+            const idx c0 = din * t / T_, c1 = din * (t + 1) / T_;
             if (pb)
-                for (idx i = r0; i < r1; ++i) {
-                    std::memcpy(xbuf_.data() + i * din, d.X + pb[i] * din, sizeof(T) * din);
+                for (idx i = 0; i < m; ++i) {
+                    if (by_slice)
+                        std::memcpy(xbuf_.data() + i * din + c0, d.X + pb[i] * din + c0,
+                                    sizeof(T) * (c1 - c0));
+                    if (i < r0 || i >= r1) continue;
+                    if (!by_slice)
+                        std::memcpy(xbuf_.data() + i * din, d.X + pb[i] * din, sizeof(T) * din);
                     std::memcpy(ybuf_.data() + i * k, d.Y + pb[i] * k, sizeof(T) * k);
                     if (d.sw) swbuf_[i] = d.sw[pb[i]];
                     if (d.lengths) lbuf_[i] = d.lengths[pb[i]];
                 }
+            std::size_t from = 0;
+            if (by_slice) {
+                const int l0 = sliced_first_;
+                const Layer<T>& first = *layers_[l0];
+                const T* const* W0 = params.data() + pfirst_[l0];
+                first.forward_part(m, W0, bd.X, din, c0, c1, part_[t].data());
+#pragma omp barrier
+                const idx w = first.out_size();
+                std::vector<const T*>& parts = scratch_[t].parts;
+                for (int u = 0; u < T_; ++u) parts[u] = part_[u].data() + r0 * w;
+                Rows rr;
+                rr.m = r1 - r0;
+                if (rr.m > 0)
+                    first.forward_finish(rr, W0, parts.data(), T_,
+                                         acts_[l0].data() + r0 * w);
+                from = std::size_t(l0) + 1;
+            }
             std::fill(part_met[t].begin(), part_met[t].end(), 0.0);
             set_thread_grads(t, grads, true);
             part_loss[t] = rows_pass(t, params, bd, r0, r1, scale, true, start, seed, &metrics,
-                                     part_met[t].data());
+                                     part_met[t].data(), from);
 #pragma omp barrier
             double sq = 0.0;
             for (std::size_t p = 0; p < params.size(); ++p) {

@@ -68,6 +68,27 @@ void dense_weight_grad(const T* X, idx n, idx ld, idx rows, const T* dY, idx out
 }
 
 template <class T>
+void dense_partial_forward(const T* X, idx n, idx ld, idx k, const T* W, idx out, T* P) {
+    if (n <= 0 || out <= 0) return;
+    if (k <= 0) {
+        std::fill(P, P + n * out, T(0));
+        return;
+    }
+    gemm1(false, false, int(n), int(out), int(k), T(1), X, int(ld), W, int(out), T(0), P,
+          int(out));
+}
+
+template <class T>
+void sum_parts(const T* const* parts, int nparts, idx len, T* y) {
+    std::copy(parts[0], parts[0] + len, y);
+    for (int t = 1; t < nparts; ++t) {
+        const T* p = parts[t];
+#pragma omp simd
+        for (idx i = 0; i < len; ++i) y[i] += p[i];
+    }
+}
+
+template <class T>
 void column_sums(const T* Y, idx n, idx k, idx j0, idx j1, T* s) {
     std::fill(s, s + (j1 - j0), T(0));
     for (idx i = 0; i < n; ++i) {
@@ -92,6 +113,12 @@ template void dense_act_forward<double>(const double*, idx, idx, const double*, 
 template void dense_weight_grad<float>(const float*, idx, idx, idx, const float*, idx, float*);
 template void dense_weight_grad<double>(const double*, idx, idx, idx, const double*, idx,
                                         double*);
+template void dense_partial_forward<float>(const float*, idx, idx, idx, const float*, idx,
+                                           float*);
+template void dense_partial_forward<double>(const double*, idx, idx, idx, const double*, idx,
+                                            double*);
+template void sum_parts<float>(const float* const*, int, idx, float*);
+template void sum_parts<double>(const double* const*, int, idx, double*);
 template void column_sums<float>(const float*, idx, idx, idx, idx, float*);
 template void column_sums<double>(const double*, idx, idx, idx, idx, double*);
 template void dense_forward<float>(const float*, idx, idx, const float*, const float*, idx, float*);

@@ -43,6 +43,16 @@ class Dense final : public Layer<T> {
         dense_backward(x, n, fan_in_, W[0], units_, dy, dx, dW[0], bias_ ? dW[1] : nullptr);
     }
 
+    bool forward_by_slice() const override { return lead_ == 1; }
+    void forward_part(idx m, const T* const* W, const T* x, idx ld, idx c0, idx c1,
+                      T* part) const override {
+        dense_partial_forward(x + c0, m, ld, c1 - c0, W[0] + c0 * units_, units_, part);
+    }
+    void forward_finish(const Rows& r, const T* const* W, const T* const* parts, int nparts,
+                        T* y) const override {
+        sum_parts(parts, nparts, r.m * units_, y);
+        bias_act_forward(act_, y, bias_ ? W[1] : nullptr, r.m, units_, r.nonfinite);
+    }
     bool grads_by_slice() const override { return true; }
     idx grad_granularity(int p) const override { return p == 0 ? units_ : 1; }
     // W rows [c0, c1): dW[c0:c1] = x[:, c0:c1]^T dz;  bias [j0, j1): db = colsum dz[:, j0:j1]
