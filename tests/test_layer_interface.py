@@ -313,3 +313,30 @@ def test_one_name_table_feeds_every_registry():
     with pytest.raises(ValueError, match="unknown optimizer 'lamb'; expected one of sgd, adam"):
         net.train_batches([np.zeros((2, 1)), np.zeros(1)], opt, [np.zeros((2, 1)), np.zeros(1)],
                           [], np.zeros((2, 2)), np.zeros((2, 1)), None, None, 2, 0, -1, [], 0)
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+def test_small_batch_training_matches_numpy_on_any_thread_count(nt, rng, restore_threads):
+    # Batches of a few rows per thread run the first layer by feature slices (each thread
+    # its slice of the inputs and of W's rows); the step must be the plain chain rule's.
+    neuraxis.set_num_threads(nt)
+    n, lr = 48, 0.3
+    net = _core.Network64([40], [dense(64, "relu"), dense(3, "softmax")],
+                          "categorical_crossentropy", "batch_size")
+    params = init(net, rng, scale=0.2)
+    X = rng.normal(size=(n, 40))
+    Y = np.eye(3)[rng.integers(0, 3, n)]
+    sw = rng.uniform(0.5, 2.0, n)
+    perm = rng.permutation(n)
+    W0, b0, W1, b1 = [p.copy() for p in params]
+    Xp, Yp, swp = X[perm], Y[perm], sw[perm]
+    h = np.maximum(Xp @ W0 + b0, 0)
+    P = ref.softmax(h @ W1 + b1)
+    dz1 = (P - Yp) * swp[:, None] / n
+    dz0 = (dz1 @ W1.T) * (h > 0)
+    expect = [W0 - lr * Xp.T @ dz0, b0 - lr * dz0.sum(0), W1 - lr * h.T @ dz1,
+              b1 - lr * dz1.sum(0)]
+    m = [np.zeros_like(p) for p in params]
+    net.train_batches(params, sgd_config(lr), m, [], X, Y, sw, perm, n, 0, 1, [], 0)
+    for p, e in zip(params, expect):
+        assert_allclose(p, e, rtol=1e-11, atol=1e-13)

@@ -57,6 +57,9 @@ struct BatchTotals {
 // Elements of a gradient computed and applied at once (fits in L2 with its
 // weights and optimizer state).
 constexpr idx kTileElems = 65536;
+// Up to this many rows per thread, training runs the first layer's forward by
+// feature slices (Layer::forward_by_slice).
+constexpr idx kSlicedFirstRows = 32;
 
 template <class T>
 class Network {
