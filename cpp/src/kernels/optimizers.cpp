@@ -123,10 +123,10 @@ NX_ADAM(double)
 // update term is within ~2 ulp of the exact one (m and v are exact). Lanes
 // with v = 0 or v, the denominator or the result out of the normal range take
 // the exact formula.
-__attribute__((target("avx512f"))) void adam_block_avx512(float* p, float* m, float* v,
-                                                          const float* g, idx i0, idx i1,
-                                                          float B1, float C1, float B2, float C2,
-                                                          float LR, float E, float R) {
+template <bool kReg, bool kCheckDenominator>
+__attribute__((target("avx512f"), always_inline)) inline void adam_avx512_loop(
+    float* p, float* m, float* v, const float* g, idx i0, idx i1, float B1, float C1, float B2,
+    float C2, float LR, float E, float R) {
     const __m512 b1 = _mm512_set1_ps(B1), c1 = _mm512_set1_ps(C1), b2 = _mm512_set1_ps(B2),
                  c2 = _mm512_set1_ps(C2), nlr = _mm512_set1_ps(-LR), e = _mm512_set1_ps(E),
                  r = _mm512_set1_ps(R), half = _mm512_set1_ps(0.5f),
@@ -135,7 +135,8 @@ __attribute__((target("avx512f"))) void adam_block_avx512(float* p, float* m, fl
     idx i = i0;
     for (; i + 16 <= i1; i += 16) {
         const __m512 pi = _mm512_loadu_ps(p + i);
-        const __m512 gi = _mm512_add_ps(_mm512_loadu_ps(g + i), _mm512_mul_ps(r, pi));
+        __m512 gi = _mm512_loadu_ps(g + i);
+        if (kReg) gi = _mm512_add_ps(gi, _mm512_mul_ps(r, pi));
         const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(m + i)),
                                         _mm512_mul_ps(c1, gi));
         const __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(v + i)),
@@ -149,10 +150,11 @@ __attribute__((target("avx512f"))) void adam_block_avx512(float* p, float* m, fl
         const __m512 d = _mm512_add_ps(_mm512_mul_ps(vi, y), e);  // sqrt(v) + eps
         __m512 q = _mm512_rcp14_ps(d);  // q ~ 1/d; q *= 2 - d q
         q = _mm512_mul_ps(q, _mm512_sub_ps(two, _mm512_mul_ps(d, q)));
-        const __mmask16 ok = _mm512_cmp_ps_mask(vi, tiny, _CMP_GT_OQ) &
-                             _mm512_cmp_ps_mask(vi, huge, _CMP_LT_OQ) &
-                             _mm512_cmp_ps_mask(d, tiny, _CMP_GT_OQ) &
-                             _mm512_cmp_ps_mask(d, huge, _CMP_LT_OQ);
+        // With eps >= 1e-30 the denominator is in range whenever v is.
+        __mmask16 ok = _mm512_cmp_ps_mask(vi, tiny, _CMP_GT_OQ) &
+                       _mm512_cmp_ps_mask(vi, huge, _CMP_LT_OQ);
+        if (kCheckDenominator)
+            ok &= _mm512_cmp_ps_mask(d, tiny, _CMP_GT_OQ) & _mm512_cmp_ps_mask(d, huge, _CMP_LT_OQ);
         __m512 step = _mm512_mul_ps(_mm512_mul_ps(nlr, mi), q);
         if (ok != 0xFFFF)  // the exact formula where the estimates are not safe
             step = _mm512_mask_div_ps(step, ~ok, _mm512_mul_ps(nlr, mi),
@@ -167,6 +169,19 @@ __attribute__((target("avx512f"))) void adam_block_avx512(float* p, float* m, fl
         v[i] = vi;
         p[i] += -LR * mi / (std::sqrt(vi) + E);
     }
+}
+
+__attribute__((target("avx512f"))) void adam_block_avx512(float* p, float* m, float* v,
+                                                          const float* g, idx i0, idx i1,
+                                                          float B1, float C1, float B2, float C2,
+                                                          float LR, float E, float R) {
+    const bool check = !(E >= 1e-30f && E < 1e29f);
+    if (R != 0.0f)
+        check ? adam_avx512_loop<true, true>(p, m, v, g, i0, i1, B1, C1, B2, C2, LR, E, R)
+              : adam_avx512_loop<true, false>(p, m, v, g, i0, i1, B1, C1, B2, C2, LR, E, R);
+    else
+        check ? adam_avx512_loop<false, true>(p, m, v, g, i0, i1, B1, C1, B2, C2, LR, E, R)
+              : adam_avx512_loop<false, false>(p, m, v, g, i0, i1, B1, C1, B2, C2, LR, E, R);
 }
 bool have_avx512() {
     static const bool yes = [] {
