@@ -457,8 +457,124 @@ void op_rmsprop(Arr<T> p, Arr<T> ms, std::optional<Arr<T>> mom, Arr<T> g, double
                  g.data(), n, lr, rho, eps, momentum);
 }
 
+// ---- conv2d / pool2d on NHWC arrays; images split over threads ----------------
+bool same_of(const std::string& padding) {
+    if (padding != "valid" && padding != "same")
+        throw py::value_error("padding must be 'valid' or 'same', got '" + padding + "'");
+    return padding == "same";
+}
+
+template <class T>
+Conv2dGeom conv_geom_of(const Arr<T>& x, const Arr<T>& w, std::pair<idx, idx> s,
+                        const std::string& padding, std::pair<idx, idx> d) {
+    if (x.ndim() != 4 || w.ndim() != 4)
+        throw py::value_error("conv2d: x must be (n, height, width, channels) and w (kh, kw, "
+                              "in, out)");
+    if (x.shape(3) != w.shape(2))
+        throw py::value_error("conv2d: x has " + std::to_string(x.shape(3)) +
+                              " channels but w expects " + std::to_string(w.shape(2)));
+    return conv2d_geom(x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(1), w.shape(3),
+                       s.first, s.second, d.first, d.second, same_of(padding));
+}
+
+template <class T>
+Arr<T> op_conv2d_forward(Arr<T> x, Arr<T> w, std::optional<Arr<T>> b, std::pair<idx, idx> s,
+                         const std::string& padding, std::pair<idx, idx> d) {
+    const Conv2dGeom g = conv_geom_of(x, w, s, padding, d);
+    if (b && b->size() != g.F) throw py::value_error("conv2d: b must have shape (out,)");
+    const idx n = x.shape(0), P = g.OH * g.OW, K = g.KH * g.KW * g.C;
+    Arr<T> y({n, g.OH, g.OW, g.F});
+    const T* xp = x.data();
+    const T* wp = w.data();
+    const T* bp = b ? b->data() : nullptr;
+    T* yp = y.mutable_data();
+    py::gil_scoped_release r;
+    parallel_for(n, double(P) * K * g.F, [&](idx i0, idx i1) {
+        std::vector<T> col(P * K);
+        conv2d_forward(xp + i0 * g.H * g.W * g.C, i1 - i0, g, wp, yp + i0 * P * g.F, col.data());
+        if (bp) bias_act_forward(Activation{}, yp + i0 * P * g.F, bp, (i1 - i0) * P, g.F, nullptr);
+    });
+    return y;
+}
+
+template <class T>
+py::tuple op_conv2d_backward(Arr<T> x, Arr<T> w, Arr<T> dy, std::pair<idx, idx> s,
+                             const std::string& padding, std::pair<idx, idx> d) {
+    const Conv2dGeom g = conv_geom_of(x, w, s, padding, d);
+    const idx n = x.shape(0), P = g.OH * g.OW, K = g.KH * g.KW * g.C;
+    if (dy.ndim() != 4 || dy.shape(0) != n || dy.shape(1) != g.OH || dy.shape(2) != g.OW ||
+        dy.shape(3) != g.F)
+        throw py::value_error("conv2d_backward: dy must have shape (" + std::to_string(n) + ", " +
+                              std::to_string(g.OH) + ", " + std::to_string(g.OW) + ", " +
+                              std::to_string(g.F) + ")");
+    Arr<T> dx({n, g.H, g.W, g.C}), dw({g.KH, g.KW, g.C, g.F}), db({g.F});
+    {
+        py::gil_scoped_release r;
+        std::vector<T> col(P * K), dcol(P * K);
+        conv2d_backward(x.data(), n, g, w.data(), dy.data(), dx.mutable_data(), dw.mutable_data(),
+                        db.mutable_data(), col.data(), dcol.data());
+    }
+    return py::make_tuple(dx, dw, db);
+}
+
+template <class T>
+Conv2dGeom pool_geom_of(const Arr<T>& x, std::pair<idx, idx> p, std::pair<idx, idx> s,
+                        const std::string& padding) {
+    if (x.ndim() != 4) throw py::value_error("pool2d: x must be (n, height, width, channels)");
+    return pool2d_geom(x.shape(1), x.shape(2), x.shape(3), p.first, p.second, s.first, s.second,
+                       same_of(padding));
+}
+
+template <class T>
+Arr<T> op_pool2d_forward(Arr<T> x, std::pair<idx, idx> p, std::pair<idx, idx> s,
+                         const std::string& padding, bool is_max) {
+    const Conv2dGeom g = pool_geom_of(x, p, s, padding);
+    const idx n = x.shape(0);
+    Arr<T> y({n, g.OH, g.OW, g.C});
+    py::gil_scoped_release r;
+    if (is_max)
+        max_pool2d_forward(x.data(), n, g, y.mutable_data(), static_cast<std::int32_t*>(nullptr));
+    else
+        avg_pool2d_forward(x.data(), n, g, y.mutable_data());
+    return y;
+}
+
+template <class T>
+Arr<T> op_pool2d_backward(Arr<T> x, Arr<T> dy, std::pair<idx, idx> p, std::pair<idx, idx> s,
+                          const std::string& padding, bool is_max) {
+    const Conv2dGeom g = pool_geom_of(x, p, s, padding);
+    const idx n = x.shape(0);
+    if (dy.ndim() != 4 || dy.shape(0) != n || dy.shape(1) != g.OH || dy.shape(2) != g.OW ||
+        dy.shape(3) != g.C)
+        throw py::value_error("pool2d_backward: dy must have shape (" + std::to_string(n) + ", " +
+                              std::to_string(g.OH) + ", " + std::to_string(g.OW) + ", " +
+                              std::to_string(g.C) + ")");
+    Arr<T> dx({n, g.H, g.W, g.C});
+    py::gil_scoped_release r;
+    if (is_max) {
+        std::vector<T> y(n * g.OH * g.OW * g.C);
+        std::vector<std::int32_t> arg(y.size());
+        max_pool2d_forward(x.data(), n, g, y.data(), arg.data());
+        max_pool2d_backward(dy.data(), n, g, arg.data(), dx.mutable_data());
+    } else {
+        avg_pool2d_backward(dy.data(), n, g, dx.mutable_data());
+    }
+    return dx;
+}
+
 template <class T>
 void bind_ops(py::module_& m) {
+    m.def("conv2d_forward", &op_conv2d_forward<T>, py::arg("x").noconvert(),
+          py::arg("w").noconvert(), py::arg("b").noconvert(), py::arg("strides"),
+          py::arg("padding"), py::arg("dilation_rate"));
+    m.def("conv2d_backward", &op_conv2d_backward<T>, py::arg("x").noconvert(),
+          py::arg("w").noconvert(), py::arg("dy").noconvert(), py::arg("strides"),
+          py::arg("padding"), py::arg("dilation_rate"));
+    m.def("pool2d_forward", &op_pool2d_forward<T>, py::arg("x").noconvert(),
+          py::arg("pool_size"), py::arg("strides"), py::arg("padding"), py::arg("is_max"));
+    m.def("pool2d_backward", &op_pool2d_backward<T>, py::arg("x").noconvert(),
+          py::arg("dy").noconvert(), py::arg("pool_size"), py::arg("strides"),
+          py::arg("padding"), py::arg("is_max"));
     m.def("loss_grad_output", &op_loss_grad_output<T>, py::arg("loss"), py::arg("P").noconvert(),
           py::arg("Y").noconvert(), py::arg("sample_weight").noconvert() = py::none(),
           py::arg("scale") = 1.0);

@@ -115,3 +115,66 @@ def dropout_mask(seed, layer, row0, rows, cols, rate):
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"rate must be in [0, 1), got {rate}")
     return _core.dropout_mask(int(seed), int(layer), int(row0), int(rows), int(cols), float(rate))
+
+
+# ---- 2-D convolution and pooling, NHWC (Keras's layouts) ---------------------------------
+def _pair(v, what):
+    """(a, b) of positive ints from an int or a pair."""
+    t = (v, v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else tuple(v)
+    if len(t) != 2 or any(isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1
+                          for e in t):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def _padding(padding):
+    p = str(padding).lower()
+    if p not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return p
+
+
+def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1)):
+    """y = conv(x, w) + b for x (n, H, W, C), w (kh, kw, C, F), b (F,): (n, OH, OW, F).
+
+    Cross-correlation, TensorFlow's 'same' rule (the odd extra pad goes bottom/right).
+    """
+    x, w, b = _prep(x, w, b)
+    return _core.conv2d_forward(x, w, b, _pair(strides, "strides"), _padding(padding),
+                                _pair(dilation_rate, "dilation_rate"))
+
+
+def conv2d_backward(x, w, dy, strides=(1, 1), padding="valid", dilation_rate=(1, 1)):
+    """(dx, dw, db) of conv2d_forward given dy (n, OH, OW, F)."""
+    x, w, dy = _prep(x, w, dy)
+    return _core.conv2d_backward(x, w, dy, _pair(strides, "strides"), _padding(padding),
+                                 _pair(dilation_rate, "dilation_rate"))
+
+
+def _pool_args(pool_size, strides, padding):
+    p = _pair(pool_size, "pool_size")
+    return p, (p if strides is None else _pair(strides, "strides")), _padding(padding)
+
+
+def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid"):
+    """The max over each window of x (n, H, W, C); strides default to pool_size."""
+    (x,) = _prep(x)
+    return _core.pool2d_forward(x, *_pool_args(pool_size, strides, padding), True)
+
+
+def max_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid"):
+    """dx: each window's dy to its arg-max (the first one on ties), summed over windows."""
+    x, dy = _prep(x, dy)
+    return _core.pool2d_backward(x, dy, *_pool_args(pool_size, strides, padding), True)
+
+
+def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid"):
+    """The mean over each window's positions inside x (padding is not counted)."""
+    (x,) = _prep(x)
+    return _core.pool2d_forward(x, *_pool_args(pool_size, strides, padding), False)
+
+
+def avg_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid"):
+    """dx of avg_pool2d_forward given dy."""
+    x, dy = _prep(x, dy)
+    return _core.pool2d_backward(x, dy, *_pool_args(pool_size, strides, padding), False)

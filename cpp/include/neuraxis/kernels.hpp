@@ -75,6 +75,37 @@ void sum_parts(const T* const* parts, int nparts, idx len, T* y);
 template <class T>
 void column_sums(const T* Y, idx n, idx k, idx j0, idx j1, T* s);
 
+// ---- conv2d (conv2d.cpp) and pool2d (pool2d.cpp), NHWC --------------------------
+// Per-image geometry: input (H, W, C), window (KH, KW), F outputs per position,
+// strides, dilation, output (OH, OW) and the top/left padding by TensorFlow's
+// rule ('same': out = ceil(in / s), the odd extra pad bottom/right).
+struct Conv2dGeom {
+    idx H, W, C, KH, KW, F, SH, SW, DH, DW, OH, OW, PT, PL;
+};
+Conv2dGeom conv2d_geom(idx H, idx W, idx C, idx KH, idx KW, idx F, idx SH, idx SW, idx DH, idx DW,
+                       bool same);
+Conv2dGeom pool2d_geom(idx H, idx W, idx C, idx PH, idx PW, idx SH, idx SW, bool same);
+// col (OH*OW, KH*KW*C) of one image
+template <class T>
+void im2col(const T* x, const Conv2dGeom& g, T* col);
+// y(n, OH, OW, F) = conv(x, w) for n images; col: one image's im2col scratch
+template <class T>
+void conv2d_forward(const T* x, idx n, const Conv2dGeom& g, const T* w, T* y, T* col);
+// dW, db (overwritten) and dx from dz (n, OH, OW, F); any of them may be null;
+// col and dcol: one image's im2col scratch each
+template <class T>
+void conv2d_backward(const T* x, idx n, const Conv2dGeom& g, const T* w, const T* dz, T* dx,
+                     T* dw, T* db, T* col, T* dcol);
+// max: y and the arg-max input offset of each output (arg may be null)
+template <class T>
+void max_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y, std::int32_t* arg);
+template <class T>
+void max_pool2d_backward(const T* dy, idx n, const Conv2dGeom& g, const std::int32_t* arg, T* dx);
+template <class T>
+void avg_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y);
+template <class T>
+void avg_pool2d_backward(const T* dy, idx n, const Conv2dGeom& g, T* dx);
+
 // ---- losses (losses.cpp) ----------------------------------------------------
 enum class Loss {
     // scikit-learn's definitions

@@ -109,5 +109,7 @@ template <class T>
 std::unique_ptr<Layer<T>> make_dropout(const Config& c, const Shape& in, int index);
 template <class T>
 std::unique_ptr<Layer<T>> make_reshape(const Config& c, const Shape& in);  // flatten, reshape
+template <class T>
+std::unique_ptr<Layer<T>> make_conv(const Config& c, const Shape& in);  // conv2d, *_pool2d
 
 }  // namespace neuraxis

@@ -35,7 +35,8 @@ const std::pair<const char*, Metric> kMetrics[] = {
     {"mae", Metric::mae}};
 
 const char* const kOptimizers[] = {"sgd", "adam", "rmsprop"};
-const char* const kLayers[] = {"dense", "activation", "dropout", "flatten", "reshape"};
+const char* const kLayers[] = {"dense",   "activation", "dropout",   "flatten",
+                               "reshape", "conv2d",     "max_pool2d", "avg_pool2d"};
 
 template <class Table>
 std::vector<std::string> firsts(const Table& t, int count = -1) {

@@ -1,0 +1,125 @@
+// 2-D max and average pooling, NHWC. Max keeps the arg-max of each output
+// (the first in window order on ties) for backward; average divides by the
+// number of window positions inside the input (padding='same' does not count
+// the padding, as TensorFlow and Keras).
+#include <algorithm>
+#include <limits>
+
+#include "neuraxis/kernels.hpp"
+
+namespace neuraxis {
+
+Conv2dGeom pool2d_geom(idx H, idx W, idx C, idx PH, idx PW, idx SH, idx SW, bool same) {
+    if (PH < 1 || PW < 1 || SH < 1 || SW < 1)
+        throw ValueError("pool2d: pool sizes and strides must be positive");
+    Conv2dGeom g = conv2d_geom(H, W, C, PH, PW, C, SH, SW, 1, 1, same);
+    return g;
+}
+
+// y[oh][ow][c] = max over the window; arg[...] = the input offset (h*W + w)*C + c of it
+template <class T>
+void max_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y, std::int32_t* arg) {
+    const idx C = g.C, in = g.H * g.W * C, out = g.OH * g.OW * C;
+    for (idx i = 0; i < n; ++i) {
+        const T* xi = x + i * in;
+        for (idx oh = 0; oh < g.OH; ++oh)
+            for (idx ow = 0; ow < g.OW; ++ow) {
+                T* yo = y + i * out + (oh * g.OW + ow) * C;
+                std::int32_t* ao = arg ? arg + i * out + (oh * g.OW + ow) * C : nullptr;
+                for (idx c = 0; c < C; ++c) {
+                    T best = -std::numeric_limits<T>::infinity();
+                    idx at = -1;
+                    for (idx kh = 0; kh < g.KH; ++kh) {
+                        const idx ih = oh * g.SH - g.PT + kh;
+                        if (ih < 0 || ih >= g.H) continue;
+                        for (idx kw = 0; kw < g.KW; ++kw) {
+                            const idx iw = ow * g.SW - g.PL + kw;
+                            if (iw < 0 || iw >= g.W) continue;
+                            const idx o = (ih * g.W + iw) * C + c;
+                            // '>' keeps the first maximum; a NaN is taken and kept
+                            if (at < 0 || xi[o] > best || (xi[o] != xi[o] && best == best)) {
+                                best = xi[o];
+                                at = o;
+                            }
+                        }
+                    }
+                    yo[c] = best;
+                    if (ao) ao[c] = std::int32_t(at);
+                }
+            }
+    }
+}
+
+// dx[arg] += dy
+template <class T>
+void max_pool2d_backward(const T* dy, idx n, const Conv2dGeom& g, const std::int32_t* arg,
+                         T* dx) {
+    const idx in = g.H * g.W * g.C, out = g.OH * g.OW * g.C;
+    std::fill(dx, dx + n * in, T(0));
+    for (idx i = 0; i < n; ++i)
+        for (idx o = 0; o < out; ++o) dx[i * in + arg[i * out + o]] += dy[i * out + o];
+}
+
+namespace {
+template <class F>
+void each_window(const Conv2dGeom& g, F f) {  // f(output offset / C, h0, h1, w0, w1)
+    for (idx oh = 0; oh < g.OH; ++oh) {
+        const idx h0 = std::max<idx>(oh * g.SH - g.PT, 0);
+        const idx h1 = std::min<idx>(oh * g.SH - g.PT + g.KH, g.H);
+        for (idx ow = 0; ow < g.OW; ++ow) {
+            const idx w0 = std::max<idx>(ow * g.SW - g.PL, 0);
+            const idx w1 = std::min<idx>(ow * g.SW - g.PL + g.KW, g.W);
+            f(oh * g.OW + ow, h0, h1, w0, w1);
+        }
+    }
+}
+}  // namespace
+
+// y = mean of the window's positions inside the input
+template <class T>
+void avg_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y) {
+    const idx C = g.C, in = g.H * g.W * C, out = g.OH * g.OW * C;
+    for (idx i = 0; i < n; ++i) {
+        const T* xi = x + i * in;
+        each_window(g, [&](idx o, idx h0, idx h1, idx w0, idx w1) {
+            T* yo = y + i * out + o * C;
+            std::fill(yo, yo + C, T(0));
+            for (idx h = h0; h < h1; ++h)
+                for (idx w = w0; w < w1; ++w) {
+                    const T* xr = xi + (h * g.W + w) * C;
+                    for (idx c = 0; c < C; ++c) yo[c] += xr[c];
+                }
+            const T inv = T(1) / T((h1 - h0) * (w1 - w0));
+            for (idx c = 0; c < C; ++c) yo[c] *= inv;
+        });
+    }
+}
+
+// dx[window] += dy / count
+template <class T>
+void avg_pool2d_backward(const T* dy, idx n, const Conv2dGeom& g, T* dx) {
+    const idx C = g.C, in = g.H * g.W * C, out = g.OH * g.OW * C;
+    std::fill(dx, dx + n * in, T(0));
+    for (idx i = 0; i < n; ++i)
+        each_window(g, [&](idx o, idx h0, idx h1, idx w0, idx w1) {
+            const T* d = dy + i * out + o * C;
+            const T inv = T(1) / T((h1 - h0) * (w1 - w0));
+            for (idx h = h0; h < h1; ++h)
+                for (idx w = w0; w < w1; ++w) {
+                    T* xr = dx + i * in + (h * g.W + w) * C;
+                    for (idx c = 0; c < C; ++c) xr[c] += d[c] * inv;
+                }
+        });
+}
+
+#define NX_POOL(T)                                                                          \
+    template void max_pool2d_forward<T>(const T*, idx, const Conv2dGeom&, T*, std::int32_t*); \
+    template void max_pool2d_backward<T>(const T*, idx, const Conv2dGeom&,                 \
+                                         const std::int32_t*, T*);                         \
+    template void avg_pool2d_forward<T>(const T*, idx, const Conv2dGeom&, T*);             \
+    template void avg_pool2d_backward<T>(const T*, idx, const Conv2dGeom&, T*);
+NX_POOL(float)
+NX_POOL(double)
+#undef NX_POOL
+
+}  // namespace neuraxis
