@@ -545,7 +545,13 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
     // chunks, with its own buffers (so concurrent predict calls are safe).
     auto rows = [&](int t, int T_) {
         const idx r0 = n * t / T_, r1 = n * (t + 1) / T_;
-        const idx chunk = std::min<idx>(std::max<idx>(r1 - r0, 1), 512);
+        // Chunks of up to 512 rows whose largest layer output stays within ~16 MB (a
+        // CNN's row is hundreds of KB; fewer rows per chunk would pack a large
+        // Dense kernel once more per chunk).
+        idx row_bytes = 1;
+        for (const auto& la : layers_) row_bytes = std::max(row_bytes, la->out_size() * idx(sizeof(T)));
+        const idx chunk = std::clamp<idx>(std::min<idx>((idx(16) << 20) / row_bytes, 512), 1,
+                                          std::max<idx>(r1 - r0, 1));
         std::vector<std::vector<T>> bufs(L);
         std::vector<std::vector<std::byte>> saved_bufs(L);
         std::vector<T*> outs(L);
