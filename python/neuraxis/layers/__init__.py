@@ -9,13 +9,18 @@ Example
 """
 from ._base import Layer
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
+from .convolutional import Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
+from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 
 _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Dropout, Flatten, Reshape, Activation,
-                                    ReLU, LeakyReLU, ELU, Softmax)}
+                                    ReLU, LeakyReLU, ELU, Softmax, Conv2D, MaxPooling2D,
+                                    AveragePooling2D)}
+_CLASSES.update(MaxPool2D=MaxPool2D, AvgPool2D=AvgPool2D)  # Keras's aliases, same classes
 
 __all__ = ["Layer", "Input", "InputLayer", "Dense", "Dropout", "Flatten", "Reshape", "Activation",
-           "ReLU", "LeakyReLU", "ELU", "Softmax", "serialize", "deserialize"]
+           "ReLU", "LeakyReLU", "ELU", "Softmax", "Conv2D", "MaxPooling2D", "MaxPool2D",
+           "AveragePooling2D", "AvgPool2D", "serialize", "deserialize"]
 
 
 def serialize(layer):
