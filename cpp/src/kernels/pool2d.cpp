@@ -16,37 +16,48 @@ Conv2dGeom pool2d_geom(idx H, idx W, idx C, idx PH, idx PW, idx SH, idx SW, bool
     return g;
 }
 
-// y[oh][ow][c] = max over the window; arg[...] = the input offset (h*W + w)*C + c of it
+// y[oh][ow][c] = max over the window; arg[...] = the input offset (h*W + w)*C + c of it.
+// Window positions outer, channels inner (contiguous, vectorised); the first
+// position inside the input starts the max, a later one replaces it only when
+// strictly greater (ties keep the first), and a NaN is taken and kept.
 template <class T>
 void max_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y, std::int32_t* arg) {
     const idx C = g.C, in = g.H * g.W * C, out = g.OH * g.OW * C;
     for (idx i = 0; i < n; ++i) {
         const T* xi = x + i * in;
-        for (idx oh = 0; oh < g.OH; ++oh)
+        for (idx oh = 0; oh < g.OH; ++oh) {
+            const idx h0 = std::max<idx>(oh * g.SH - g.PT, 0);
+            const idx h1 = std::min<idx>(oh * g.SH - g.PT + g.KH, g.H);
             for (idx ow = 0; ow < g.OW; ++ow) {
+                const idx w0 = std::max<idx>(ow * g.SW - g.PL, 0);
+                const idx w1 = std::min<idx>(ow * g.SW - g.PL + g.KW, g.W);
                 T* yo = y + i * out + (oh * g.OW + ow) * C;
                 std::int32_t* ao = arg ? arg + i * out + (oh * g.OW + ow) * C : nullptr;
-                for (idx c = 0; c < C; ++c) {
-                    T best = -std::numeric_limits<T>::infinity();
-                    idx at = -1;
-                    for (idx kh = 0; kh < g.KH; ++kh) {
-                        const idx ih = oh * g.SH - g.PT + kh;
-                        if (ih < 0 || ih >= g.H) continue;
-                        for (idx kw = 0; kw < g.KW; ++kw) {
-                            const idx iw = ow * g.SW - g.PL + kw;
-                            if (iw < 0 || iw >= g.W) continue;
-                            const idx o = (ih * g.W + iw) * C + c;
-                            // '>' keeps the first maximum; a NaN is taken and kept
-                            if (at < 0 || xi[o] > best || (xi[o] != xi[o] && best == best)) {
-                                best = xi[o];
-                                at = o;
+                const idx first = (h0 * g.W + w0) * C;
+                std::copy(xi + first, xi + first + C, yo);
+                if (ao)
+                    for (idx c = 0; c < C; ++c) ao[c] = std::int32_t(first + c);
+                for (idx h = h0; h < h1; ++h)
+                    for (idx w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
+                        const idx o = (h * g.W + w) * C;
+                        const T* xr = xi + o;
+                        if (ao) {
+                            for (idx c = 0; c < C; ++c) {
+                                const T v = xr[c], b = yo[c];
+                                const bool take = v > b || (v != v && b == b);
+                                yo[c] = take ? v : b;
+                                ao[c] = take ? std::int32_t(o + c) : ao[c];
+                            }
+                        } else {
+#pragma omp simd
+                            for (idx c = 0; c < C; ++c) {
+                                const T v = xr[c], b = yo[c];
+                                yo[c] = (v > b || (v != v && b == b)) ? v : b;
                             }
                         }
                     }
-                    yo[c] = best;
-                    if (ao) ao[c] = std::int32_t(at);
-                }
             }
+        }
     }
 }
 
