@@ -42,11 +42,13 @@ void max_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y, std::int32
                         const idx o = (h * g.W + w) * C;
                         const T* xr = xi + o;
                         if (ao) {
+                            const std::int32_t o32 = std::int32_t(o);
+#pragma omp simd
                             for (idx c = 0; c < C; ++c) {
                                 const T v = xr[c], b = yo[c];
                                 const bool take = v > b || (v != v && b == b);
                                 yo[c] = take ? v : b;
-                                ao[c] = take ? std::int32_t(o + c) : ao[c];
+                                ao[c] = take ? o32 + std::int32_t(c) : ao[c];
                             }
                         } else {
 #pragma omp simd
