@@ -175,6 +175,24 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
+class KernelBiasLayer(Layer):
+    """A layer with a `kernel` and an optional `bias` weight (Dense, Conv2D)."""
+
+    def _add_kernel_and_bias(self, kernel_shape, units):
+        self._weights = []
+        self.add_weight(tuple(kernel_shape), self.kernel_initializer, "kernel")
+        if self.use_bias:
+            self.add_weight((units,), self.bias_initializer, "bias")
+
+    @property
+    def kernel(self):
+        return self._weights[0][1] if self._weights else None
+
+    @property
+    def bias(self):
+        return self._weights[1][1] if self.use_bias and self._weights else None
+
+
 def feature_count(shape):
     """Number of features per sample of a (None, ...) shape."""
     return int(math.prod(shape[1:]))

@@ -9,7 +9,7 @@ pooling layers.
 import numbers
 
 from .. import activations, initializers
-from ._base import Layer
+from ._base import KernelBiasLayer
 from .core import _none_only
 
 _DATA_FORMATS = ("channels_first", "channels_last")
@@ -84,7 +84,7 @@ def _conv_padding(padding):
     return p
 
 
-class Conv2D(Layer):
+class Conv2D(KernelBiasLayer):
     """2-D convolution `activation(conv(x, kernel) + bias)` on (None, H, W, C) inputs.
 
     The kernel is (kh, kw, in_channels, filters) and the bias (filters,), as in Keras.
@@ -147,20 +147,8 @@ class Conv2D(Layer):
         if input_shape[-1] is None:
             raise ValueError("The channel dimension of the inputs should be defined. The input "
                              f"shape received is: {input_shape}")
-        self._weights = []
-        self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
-                        self.kernel_initializer, "kernel")
-        if self.use_bias:
-            self.add_weight((self.filters,), self.bias_initializer, "bias")
+        self._add_kernel_and_bias(self.kernel_size + (input_shape[-1], self.filters), self.filters)
         self._finish_build(input_shape)
-
-    @property
-    def kernel(self):
-        return self._weights[0][1] if self._weights else None
-
-    @property
-    def bias(self):
-        return self._weights[1][1] if self.use_bias and self._weights else None
 
     def compute_output_shape(self, input_shape):
         input_shape = check_rank4(self, input_shape)

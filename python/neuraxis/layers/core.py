@@ -7,7 +7,7 @@ import math
 
 from .. import activations, initializers
 from .._keras import session
-from ._base import Layer, normalize_shape
+from ._base import KernelBiasLayer, Layer, normalize_shape
 
 
 class KerasTensor:
@@ -91,7 +91,7 @@ def _none_only(**kw):
             raise NotImplementedError(f"{k} is not supported yet (got {v!r})")
 
 
-class Dense(Layer):
+class Dense(KernelBiasLayer):
     """Fully connected layer `activation(x @ kernel + bias)`; kernel (in, units), bias (units,).
 
     Example
@@ -124,19 +124,8 @@ class Dense(Layer):
         input_shape = tuple(input_shape)
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense needs a known last input dimension, got {input_shape}")
-        self._weights = []
-        self.add_weight((input_shape[-1], self.units), self.kernel_initializer, "kernel")
-        if self.use_bias:
-            self.add_weight((self.units,), self.bias_initializer, "bias")
+        self._add_kernel_and_bias((input_shape[-1], self.units), self.units)
         self._finish_build(input_shape)
-
-    @property
-    def kernel(self):
-        return self._weights[0][1] if self._weights else None
-
-    @property
-    def bias(self):
-        return self._weights[1][1] if self.use_bias and self._weights else None
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
