@@ -214,30 +214,18 @@ def test_the_cnn_config_and_file_round_trip(tmp_path):
 
 
 # --- config ---------------------------------------------------------------------------------
-def _without_initializer_axes(config):
-    # Keras 3.15's Glorot/He/VarianceScaling configs also carry input_axes/output_axes (None
-    # here); neuraxis.initializers writes the rest of their config only.
-    config = json.loads(json.dumps(config))
-    for key in ("kernel_initializer", "bias_initializer"):
-        if key in config:
-            for axes in ("input_axes", "output_axes"):
-                if config[key]["config"].get(axes, 0) is None:
-                    del config[key]["config"][axes]
-    return config
-
-
 @needs_keras
 def test_get_config_matches_keras(keras_answers):
     for c, mine, theirs in zip(CONFIG_CASES, ours(CONFIG_CASES), keras_answers["cases"]["config"]):
         assert "config" in theirs, (c, theirs)
         assert list(mine["config"]) == list(theirs["config"]), c  # the same keys, same order
-        assert mine["config"] == _without_initializer_axes(theirs["config"]), c
+        assert mine["config"] == theirs["config"], c
 
 
 @needs_keras
 def test_keras_configs_load_here(keras_answers):
     for c, theirs in zip(CONFIG_CASES, keras_answers["cases"]["config"]):
-        config = _without_initializer_axes(theirs["config"])
+        config = theirs["config"]  # as Keras wrote it, initializer axes included
         layer = layers_mod.deserialize({"class_name": c["cls"], "config": config})
         assert json.loads(json.dumps(layer.get_config())) == config
 
@@ -252,7 +240,8 @@ def test_config_keys_and_defaults():
         "data_format": "channels_last", "dilation_rate": (1, 1), "groups": 1,
         "activation": "linear", "use_bias": True,
         "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
-                               "config": {"seed": None}, "registered_name": None},
+                               "config": {"seed": None, "input_axes": None, "output_axes": None},
+                               "registered_name": None},
         "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros",
                              "config": {}, "registered_name": None},
         "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,

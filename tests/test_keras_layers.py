@@ -349,3 +349,15 @@ def test_dense_on_sequence_inputs_applies_over_the_last_axis():
     model.compile(optimizer="adam", loss="mse")
     with pytest.raises(NotImplementedError, match=r"output shape \(None, 3, 2\)"):
         model.fit(x, np.zeros((6, 3, 2), np.float32), verbose=0)
+
+
+def test_variance_scaling_fans_from_given_axes_as_keras():
+    # Keras 3: with input_axes and output_axes the fans are the products of those axes
+    init = initializers.GlorotUniform(seed=1, input_axes=[0], output_axes=[1, 2])
+    w = init((4, 6, 5))
+    limit = np.sqrt(6.0 / (4 + 30))
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.8 * limit
+    assert init.get_config() == {"seed": 1, "input_axes": [0], "output_axes": [1, 2]}
+    # a Keras-written config (axes None) loads
+    again = initializers.get({"class_name": "GlorotUniform", "config": init.get_config()})
+    np.testing.assert_array_equal(again((4, 6, 5)), w)
