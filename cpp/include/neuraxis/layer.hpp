@@ -54,7 +54,8 @@ class Layer {
     // The activation this layer applies last, that a loss may fuse with.
     virtual const Activation* output_activation() const { return nullptr; }
 
-    // y = layer(x) for r.m rows; W: this layer's parameters in params() order.
+    // y = layer(x) for r.m rows; W: this layer's parameters in params() order;
+    // saved: saved_bytes_per_row() per row, or null when no backward follows (predict).
     virtual void forward(const Rows& r, const T* const* W, const T* x, T* y,
                          std::byte* saved) const = 0;
     // dW (entries null for frozen parameters) = dL/dW over the block,

@@ -553,7 +553,6 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
         const idx chunk = std::clamp<idx>(std::min<idx>((idx(16) << 20) / row_bytes, 512), 1,
                                           std::max<idx>(r1 - r0, 1));
         std::vector<std::vector<T>> bufs(L);
-        std::vector<std::vector<std::byte>> saved_bufs(L);
         std::vector<T*> outs(L);
         std::vector<std::byte*> saved(L);
         idx wb = 0;
@@ -562,8 +561,6 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
             wb = std::max(wb, la.work_bytes(chunk));
             if (la.aliases_input()) continue;
             if (int(l) != last) bufs[l].resize(chunk * la.out_size());
-            saved_bufs[l].resize(chunk * la.saved_bytes_per_row());
-            saved[l] = saved_bufs[l].empty() ? nullptr : saved_bufs[l].data();
         }
         std::vector<std::byte> work(wb);
         bool nonfinite = false;

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "neuraxis/kernels.hpp"
+#include "neuraxis/simd.hpp"
 
 namespace neuraxis {
 
@@ -17,50 +18,63 @@ Conv2dGeom pool2d_geom(idx H, idx W, idx C, idx PH, idx PW, idx SH, idx SW, bool
 }
 
 // y[oh][ow][c] = max over the window; arg[...] = the input offset (h*W + w)*C + c of it.
-// Window positions outer, channels inner (contiguous, vectorised); the first
-// position inside the input starts the max, a later one replaces it only when
-// strictly greater (ties keep the first), and a NaN is taken and kept.
+// Window positions outer, channels inner (contiguous, vectorised, branch-free);
+// the first position inside the input starts the max, a later one replaces it
+// only when strictly greater (ties keep the first), and a NaN is taken and kept.
+namespace {
 template <class T>
-void max_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y, std::int32_t* arg) {
-    const idx C = g.C, in = g.H * g.W * C, out = g.OH * g.OW * C;
-    for (idx i = 0; i < n; ++i) {
-        const T* xi = x + i * in;
-        for (idx oh = 0; oh < g.OH; ++oh) {
-            const idx h0 = std::max<idx>(oh * g.SH - g.PT, 0);
-            const idx h1 = std::min<idx>(oh * g.SH - g.PT + g.KH, g.H);
-            for (idx ow = 0; ow < g.OW; ++ow) {
-                const idx w0 = std::max<idx>(ow * g.SW - g.PL, 0);
-                const idx w1 = std::min<idx>(ow * g.SW - g.PL + g.KW, g.W);
-                T* yo = y + i * out + (oh * g.OW + ow) * C;
-                std::int32_t* ao = arg ? arg + i * out + (oh * g.OW + ow) * C : nullptr;
-                const idx first = (h0 * g.W + w0) * C;
-                std::copy(xi + first, xi + first + C, yo);
-                if (ao)
-                    for (idx c = 0; c < C; ++c) ao[c] = std::int32_t(first + c);
-                for (idx h = h0; h < h1; ++h)
-                    for (idx w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
-                        const idx o = (h * g.W + w) * C;
-                        const T* xr = xi + o;
-                        if (ao) {
-                            const std::int32_t o32 = std::int32_t(o);
+NX_INLINE void max_pool_image(const T* xi, const Conv2dGeom& g, T* y, std::int32_t* arg) {
+    const idx C = g.C;
+    for (idx oh = 0; oh < g.OH; ++oh) {
+        const idx h0 = std::max<idx>(oh * g.SH - g.PT, 0);
+        const idx h1 = std::min<idx>(oh * g.SH - g.PT + g.KH, g.H);
+        for (idx ow = 0; ow < g.OW; ++ow) {
+            const idx w0 = std::max<idx>(ow * g.SW - g.PL, 0);
+            const idx w1 = std::min<idx>(ow * g.SW - g.PL + g.KW, g.W);
+            T* yo = y + (oh * g.OW + ow) * C;
+            std::int32_t* ao = arg ? arg + (oh * g.OW + ow) * C : nullptr;
+            const idx first = (h0 * g.W + w0) * C;
+            std::copy(xi + first, xi + first + C, yo);
+            if (ao)
+                for (idx c = 0; c < C; ++c) ao[c] = std::int32_t(first + c);
+            for (idx h = h0; h < h1; ++h)
+                for (idx w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
+                    const std::int32_t o = std::int32_t((h * g.W + w) * C);
+                    const T* xr = xi + o;
+                    if (ao) {
 #pragma omp simd
-                            for (idx c = 0; c < C; ++c) {
-                                const T v = xr[c], b = yo[c];
-                                const bool take = v > b || (v != v && b == b);
-                                yo[c] = take ? v : b;
-                                ao[c] = take ? o32 + std::int32_t(c) : ao[c];
-                            }
-                        } else {
+                        for (idx c = 0; c < C; ++c) {
+                            const T v = xr[c], b = yo[c];
+                            const bool take = v > b || (v != v && b == b);
+                            yo[c] = take ? v : b;
+                            ao[c] = take ? o + std::int32_t(c) : ao[c];
+                        }
+                    } else {
 #pragma omp simd
-                            for (idx c = 0; c < C; ++c) {
-                                const T v = xr[c], b = yo[c];
-                                yo[c] = (v > b || (v != v && b == b)) ? v : b;
-                            }
+                        for (idx c = 0; c < C; ++c) {
+                            const T v = xr[c], b = yo[c];
+                            yo[c] = (v > b || (v != v && b == b)) ? v : b;
                         }
                     }
-            }
+                }
         }
     }
+}
+NX_CLONES void max_pool_image_block(const float* x, const Conv2dGeom& g, float* y,
+                                    std::int32_t* arg) {
+    max_pool_image(x, g, y, arg);
+}
+NX_CLONES void max_pool_image_block(const double* x, const Conv2dGeom& g, double* y,
+                                    std::int32_t* arg) {
+    max_pool_image(x, g, y, arg);
+}
+}  // namespace
+
+template <class T>
+void max_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y, std::int32_t* arg) {
+    const idx in = g.H * g.W * g.C, out = g.OH * g.OW * g.C;
+    for (idx i = 0; i < n; ++i)
+        max_pool_image_block(x + i * in, g, y + i * out, arg ? arg + i * out : nullptr);
 }
 
 // dx[arg] += dy
