@@ -22,43 +22,50 @@ Conv2dGeom pool2d_geom(idx H, idx W, idx C, idx PH, idx PW, idx SH, idx SW, bool
 // the first position inside the input starts the max, a later one replaces it
 // only when strictly greater (ties keep the first), and a NaN is taken and kept.
 namespace {
-template <class T>
-NX_INLINE void max_pool_image(const T* xi, const Conv2dGeom& g, T* y, std::int32_t* arg) {
-    const idx C = g.C;
+template <class F>
+NX_INLINE void each_window(const Conv2dGeom& g, F&& f) {  // f(output offset / C, h0, h1, w0, w1)
     for (idx oh = 0; oh < g.OH; ++oh) {
         const idx h0 = std::max<idx>(oh * g.SH - g.PT, 0);
         const idx h1 = std::min<idx>(oh * g.SH - g.PT + g.KH, g.H);
         for (idx ow = 0; ow < g.OW; ++ow) {
             const idx w0 = std::max<idx>(ow * g.SW - g.PL, 0);
             const idx w1 = std::min<idx>(ow * g.SW - g.PL + g.KW, g.W);
-            T* yo = y + (oh * g.OW + ow) * C;
-            std::int32_t* ao = arg ? arg + (oh * g.OW + ow) * C : nullptr;
-            const idx first = (h0 * g.W + w0) * C;
-            std::copy(xi + first, xi + first + C, yo);
-            if (ao)
-                for (idx c = 0; c < C; ++c) ao[c] = std::int32_t(first + c);
-            for (idx h = h0; h < h1; ++h)
-                for (idx w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
-                    const std::int32_t o = std::int32_t((h * g.W + w) * C);
-                    const T* xr = xi + o;
-                    if (ao) {
-#pragma omp simd
-                        for (idx c = 0; c < C; ++c) {
-                            const T v = xr[c], b = yo[c];
-                            const bool take = v > b || (v != v && b == b);
-                            yo[c] = take ? v : b;
-                            ao[c] = take ? o + std::int32_t(c) : ao[c];
-                        }
-                    } else {
-#pragma omp simd
-                        for (idx c = 0; c < C; ++c) {
-                            const T v = xr[c], b = yo[c];
-                            yo[c] = (v > b || (v != v && b == b)) ? v : b;
-                        }
-                    }
-                }
+            f(oh * g.OW + ow, h0, h1, w0, w1);
         }
     }
+}
+
+template <class T>
+NX_INLINE void max_pool_image(const T* xi, const Conv2dGeom& g, T* y, std::int32_t* arg) {
+    const idx C = g.C;
+    each_window(g, [&](idx p, idx h0, idx h1, idx w0, idx w1) __attribute__((always_inline)) {
+        T* yo = y + p * C;
+        std::int32_t* ao = arg ? arg + p * C : nullptr;
+        const idx first = (h0 * g.W + w0) * C;
+        std::copy(xi + first, xi + first + C, yo);
+        if (ao)
+            for (idx c = 0; c < C; ++c) ao[c] = std::int32_t(first + c);
+        for (idx h = h0; h < h1; ++h)
+            for (idx w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
+                const std::int32_t o = std::int32_t((h * g.W + w) * C);
+                const T* xr = xi + o;
+                if (ao) {
+#pragma omp simd
+                    for (idx c = 0; c < C; ++c) {
+                        const T v = xr[c], b = yo[c];
+                        const bool take = v > b || (v != v && b == b);
+                        yo[c] = take ? v : b;
+                        ao[c] = take ? o + std::int32_t(c) : ao[c];
+                    }
+                } else {
+#pragma omp simd
+                    for (idx c = 0; c < C; ++c) {
+                        const T v = xr[c], b = yo[c];
+                        yo[c] = (v > b || (v != v && b == b)) ? v : b;
+                    }
+                }
+            }
+    });
 }
 NX_CLONES void max_pool_image_block(const float* x, const Conv2dGeom& g, float* y,
                                     std::int32_t* arg) {
@@ -87,20 +94,6 @@ void max_pool2d_backward(const T* dy, idx n, const Conv2dGeom& g, const std::int
         for (idx o = 0; o < out; ++o) dx[i * in + arg[i * out + o]] += dy[i * out + o];
 }
 
-namespace {
-template <class F>
-void each_window(const Conv2dGeom& g, F f) {  // f(output offset / C, h0, h1, w0, w1)
-    for (idx oh = 0; oh < g.OH; ++oh) {
-        const idx h0 = std::max<idx>(oh * g.SH - g.PT, 0);
-        const idx h1 = std::min<idx>(oh * g.SH - g.PT + g.KH, g.H);
-        for (idx ow = 0; ow < g.OW; ++ow) {
-            const idx w0 = std::max<idx>(ow * g.SW - g.PL, 0);
-            const idx w1 = std::min<idx>(ow * g.SW - g.PL + g.KW, g.W);
-            f(oh * g.OW + ow, h0, h1, w0, w1);
-        }
-    }
-}
-}  // namespace
 
 // y = mean of the window's positions inside the input
 template <class T>
