@@ -125,3 +125,11 @@ def format_pool(p):
     if p.get("threading_layer"):
         s += f" layer={p['threading_layer']}"
     return s + f" filepath={p.get('filepath') or p.get('library')}"
+
+
+def write_json(path, out):
+    """Write a report's raw numbers to `path` (its folder created), and say so."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2, default=str)
+    print(f"\nraw numbers written to {path}")

@@ -647,14 +647,11 @@ def main(argv=None):
     print(markdown_table(res, args.epochs))
 
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         out = {"info": info, "results": res, "elapsed_s": elapsed,
                "mean_epoch_ratios": {name: epoch_ratio(res, num)
                                      for num, name in RATIOS if num in res},
                "targets": {text: met for text, met in targets(res, args.epochs)}}
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2, default=str)
-        print(f"\nraw numbers written to {args.json}")
+        _benchenv.write_json(args.json, out)
 
     if limiter is not None:
         limiter.restore_original_limits()

@@ -673,13 +673,10 @@ def main(argv=None):
     print(markdown_table(rows))
 
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         out = {"info": info, "results": results, "elapsed_s": elapsed,
                "targets": {name: {"target": t["text"], "met": evaluate(t, res)[1]}
                            for name, res, t, _ in rows}}
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2, default=str)
-        print(f"\nraw numbers written to {args.json}")
+        _benchenv.write_json(args.json, out)
 
     if limiter is not None:
         limiter.restore_original_limits()

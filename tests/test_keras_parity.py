@@ -13,13 +13,9 @@ import pytest
 from neuraxis.layers import Dense, Dropout, Input, LeakyReLU
 from neuraxis.models import Sequential
 
-HAVE_KERAS = subprocess.run(
-    [sys.executable, "-c", "import torch, keras"], capture_output=True,
-    env=dict(os.environ, KERAS_BACKEND="torch")).returncode == 0
-if os.environ.get("NEURAXIS_REQUIRE_KERAS") and not HAVE_KERAS:  # CI installs the extra
-    raise RuntimeError("NEURAXIS_REQUIRE_KERAS is set but keras + torch do not import")
-pytestmark = pytest.mark.skipif(not HAVE_KERAS, reason="keras + torch not installed "
-                                "(pip install '.[compare]')")
+from real_keras import HAVE_KERAS, needs_keras  # noqa: F401
+
+pytestmark = needs_keras
 
 KERAS_SCRIPT = textwrap.dedent("""
     import json, os, sys

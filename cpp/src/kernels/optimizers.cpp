@@ -161,14 +161,7 @@ __attribute__((target("avx512f"), always_inline)) inline void adam_avx512_loop(
                                       _mm512_add_ps(_mm512_sqrt_ps(vi), e));
         _mm512_storeu_ps(p + i, _mm512_add_ps(pi, step));
     }
-    for (; i < i1; ++i) {
-        const float gi = g[i] + R * p[i];
-        const float mi = B1 * m[i] + C1 * gi;
-        const float vi = B2 * v[i] + C2 * (gi * gi);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] += -LR * mi / (std::sqrt(vi) + E);
-    }
+    adam_loop<float>(p, m, v, g, i, i1, B1, C1, B2, C2, LR, E, R, false);  // the tail, exact
 }
 
 __attribute__((target("avx512f"))) void adam_block_avx512(float* p, float* m, float* v,
