@@ -562,6 +562,105 @@ Arr<T> op_pool2d_backward(Arr<T> x, Arr<T> dy, std::pair<idx, idx> p, std::pair<
     return dx;
 }
 
+// ---- batch_norm over the last axis of (..., C) arrays ----------------------------
+template <class T>
+struct BnArgs {
+    idx n = 0, C = 0;
+    std::vector<T> m, a, inv, b;  // mean, gamma / std, 1 / std, beta
+};
+
+// The per-channel coefficients for statistics mean, var (C each).
+template <class T>
+BnArgs<T> bn_args(const Arr<T>& x, const std::optional<Arr<T>>& gamma,
+                  const std::optional<Arr<T>>& beta, const T* mean, const T* var, double eps,
+                  const char* who) {
+    if (x.ndim() < 1 || x.size() == 0)
+        throw py::value_error(std::string(who) + ": x must be a non-empty array (..., channels)");
+    if (!(eps > 0.0)) throw py::value_error(std::string(who) + ": epsilon must be positive");
+    BnArgs<T> r;
+    r.C = x.shape(x.ndim() - 1);
+    r.n = x.size() / r.C;
+    for (const auto* v : {&gamma, &beta})
+        if (*v && (*v)->size() != r.C)
+            throw py::value_error(std::string(who) + ": gamma and beta must have shape (" +
+                                  std::to_string(r.C) + ",)");
+    r.m.assign(mean, mean + r.C);
+    r.a.resize(r.C);
+    r.inv.resize(r.C);
+    r.b.resize(r.C);
+    for (idx c = 0; c < r.C; ++c) {
+        const double inv = 1.0 / std::sqrt(double(var[c]) + eps);
+        r.inv[c] = T(inv);
+        r.a[c] = T(gamma ? double(gamma->data()[c]) * inv : inv);
+        r.b[c] = beta ? beta->data()[c] : T(0);
+    }
+    return r;
+}
+
+template <class T>
+void check_channels(const Arr<T>& v, idx C, const char* who, const char* what) {
+    if (v.size() != C)
+        throw py::value_error(std::string(who) + ": " + what + " must have shape (" +
+                              std::to_string(C) + ",), got " + std::to_string(v.size()) +
+                              " values");
+}
+
+// (y, mean, variance): training normalizes by the batch's mean and biased
+// variance (returned), inference by the given moving ones.
+template <class T>
+py::tuple op_batch_norm_forward(Arr<T> x, std::optional<Arr<T>> gamma, std::optional<Arr<T>> beta,
+                                Arr<T> mean, Arr<T> var, bool training, double eps) {
+    const idx C = x.ndim() ? x.shape(x.ndim() - 1) : 0;
+    check_channels(mean, C, "batch_norm", "moving_mean");
+    check_channels(var, C, "batch_norm", "moving_variance");
+    Arr<T> bm({C}), bv({C});
+    std::copy(mean.data(), mean.data() + C, bm.mutable_data());
+    std::copy(var.data(), var.data() + C, bv.mutable_data());
+    if (training && x.size() > 0) {
+        std::vector<double> mom(2 * C + 1);
+        bn_moments(x.data(), x.size() / C, C, mom.data());
+        for (idx c = 0; c < C; ++c) {
+            bm.mutable_data()[c] = T(mom[1 + c]);
+            bv.mutable_data()[c] = T(mom[1 + C + c] / mom[0]);
+        }
+    }
+    const BnArgs<T> g = bn_args(x, gamma, beta, bm.data(), bv.data(), eps, "batch_norm");
+    Arr<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    bn_scale_shift(x.data(), g.n, g.C, g.m.data(), g.a.data(), g.b.data(), y.mutable_data());
+    return py::make_tuple(y, bm, bv);
+}
+
+// (dx, dgamma, dbeta) of batch_norm_forward with statistics mean, var: in
+// training they are the batch's own (functions of x), else constants.
+template <class T>
+py::tuple op_batch_norm_backward(Arr<T> x, Arr<T> dy, std::optional<Arr<T>> gamma, Arr<T> mean,
+                                 Arr<T> var, bool training, double eps) {
+    if (x.ndim() != dy.ndim() || !std::equal(x.shape(), x.shape() + x.ndim(), dy.shape()))
+        throw py::value_error("batch_norm_backward: dy must have the shape of x");
+    const idx C = x.ndim() ? x.shape(x.ndim() - 1) : 0;
+    check_channels(mean, C, "batch_norm_backward", "mean");
+    check_channels(var, C, "batch_norm_backward", "variance");
+    const BnArgs<T> g = bn_args(x, gamma, std::optional<Arr<T>>{}, mean.data(), var.data(), eps,
+                                "batch_norm_backward");
+    std::vector<double> sums(2 * C);
+    bn_grad_sums(x.data(), dy.data(), g.n, C, g.m.data(), g.inv.data(), sums.data());
+    std::vector<T> p(C, T(0)), q(C, T(0));
+    if (training)
+        for (idx c = 0; c < C; ++c) {
+            const double N = double(g.n), a = double(g.a[c]);
+            p[c] = T(-a * double(g.inv[c]) * sums[C + c] / N);
+            q[c] = T(-a * sums[c] / N);
+        }
+    Arr<T> dx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim())), dg({C}), db({C});
+    bn_backward_dx(x.data(), dy.data(), g.n, C, g.m.data(), g.a.data(), p.data(), q.data(),
+                   dx.mutable_data());
+    for (idx c = 0; c < C; ++c) {
+        dg.mutable_data()[c] = T(sums[C + c]);
+        db.mutable_data()[c] = T(sums[c]);
+    }
+    return py::make_tuple(dx, dg, db);
+}
+
 template <class T>
 void bind_ops(py::module_& m) {
     m.def("conv2d_forward", &op_conv2d_forward<T>, py::arg("x").noconvert(),
@@ -570,6 +669,12 @@ void bind_ops(py::module_& m) {
     m.def("conv2d_backward", &op_conv2d_backward<T>, py::arg("x").noconvert(),
           py::arg("w").noconvert(), py::arg("dy").noconvert(), py::arg("strides"),
           py::arg("padding"), py::arg("dilation_rate"));
+    m.def("batch_norm_forward", &op_batch_norm_forward<T>, py::arg("x").noconvert(),
+          py::arg("gamma").noconvert(), py::arg("beta").noconvert(), py::arg("mean").noconvert(),
+          py::arg("variance").noconvert(), py::arg("training"), py::arg("epsilon"));
+    m.def("batch_norm_backward", &op_batch_norm_backward<T>, py::arg("x").noconvert(),
+          py::arg("dy").noconvert(), py::arg("gamma").noconvert(), py::arg("mean").noconvert(),
+          py::arg("variance").noconvert(), py::arg("training"), py::arg("epsilon"));
     m.def("pool2d_forward", &op_pool2d_forward<T>, py::arg("x").noconvert(),
           py::arg("pool_size"), py::arg("strides"), py::arg("padding"), py::arg("is_max"));
     m.def("pool2d_backward", &op_pool2d_backward<T>, py::arg("x").noconvert(),

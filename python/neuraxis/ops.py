@@ -178,3 +178,35 @@ def avg_pool2d_backward(x, dy, pool_size=(2, 2), strides=None, padding="valid"):
     """dx of avg_pool2d_forward given dy."""
     x, dy = _prep(x, dy)
     return _core.pool2d_backward(x, dy, *_pool_args(pool_size, strides, padding), False)
+
+
+# ---- batch normalization over the last axis (Keras's axis=-1) ----------------------------
+def batch_norm_forward(x, gamma, beta, moving_mean, moving_variance, training=False,
+                       epsilon=1e-3):
+    """(y, mean, variance): y = gamma (x - mean) / sqrt(variance + epsilon) + beta per channel.
+
+    In training, mean and variance are the batch's (over every axis but the last; the
+    variance biased, as Keras) and are returned so the caller can move its moving
+    statistics (`moving = moving * momentum + batch * (1 - momentum)`); otherwise the
+    moving ones are used and returned. gamma / beta may be None (scale / center off).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> y, mean, var = batch_norm_forward(np.array([[1.0], [3.0]]), None, None,
+    ...                                   np.zeros(1), np.ones(1), training=True)
+    >>> mean.tolist(), var.tolist(), np.round(y, 3).ravel().tolist()
+    ([2.0], [1.0], [-1.0, 1.0])
+    """
+    x, gamma, beta, moving_mean, moving_variance = _prep(x, gamma, beta, moving_mean,
+                                                         moving_variance)
+    return _core.batch_norm_forward(x, gamma, beta, moving_mean, moving_variance,
+                                    bool(training), float(epsilon))
+
+
+def batch_norm_backward(x, dy, gamma, mean, variance, training=False, epsilon=1e-3):
+    """(dx, dgamma, dbeta) of batch_norm_forward given dy; `mean`/`variance` are the ones
+    the forward used (in training the batch's, whose dependence on x enters dx)."""
+    x, dy, gamma, mean, variance = _prep(x, dy, gamma, mean, variance)
+    return _core.batch_norm_backward(x, dy, gamma, mean, variance, bool(training),
+                                     float(epsilon))

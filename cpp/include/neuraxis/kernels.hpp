@@ -106,6 +106,25 @@ void avg_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y);
 template <class T>
 void avg_pool2d_backward(const T* dy, idx n, const Conv2dGeom& g, T* dx);
 
+// ---- batch normalization (batchnorm.cpp): n rows of C channels -------------
+// Moments of a block, in double: out = [count, mean (C), M2 (C)], M2 the sum
+// of squared deviations from the mean (2C + 1 doubles).
+template <class T>
+void bn_moments(const T* x, idx n, idx C, double* out);
+// The moments of blocks combined in order (Chan's pairwise rule), same layout.
+void bn_combine(const double* const* parts, int nparts, idx C, double* out);
+// y = (x - m) * a + b per channel (Keras's order: no cancellation for a large mean).
+template <class T>
+void bn_scale_shift(const T* x, idx n, idx C, const T* m, const T* a, const T* b, T* y);
+// out[0, C) = sum_rows dy, out[C, 2C) = sum_rows dy (x - mean) inv_std.
+template <class T>
+void bn_grad_sums(const T* x, const T* dy, idx n, idx C, const T* mean, const T* inv_std,
+                  double* out);
+// dx = a dy + ((x - m) p + q) per channel (the batch-statistics terms in p, q).
+template <class T>
+void bn_backward_dx(const T* x, const T* dy, idx n, idx C, const T* m, const T* a, const T* p,
+                    const T* q, T* dx);
+
 // ---- losses (losses.cpp) ----------------------------------------------------
 enum class Loss {
     // scikit-learn's definitions

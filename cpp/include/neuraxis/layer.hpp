@@ -24,6 +24,17 @@ struct ParamSpec {
     bool trainable;  // false: no gradient, no optimizer step, state untouched
 };
 
+// What the threads running one batch share, for a layer whose training
+// forward and backward couple the rows of the batch (batch normalization's
+// batch statistics): each thread reduces its rows into its own part, waits at
+// barrier() for the others, then reads every part (in thread order, so the
+// result does not depend on timing).
+struct Sync {
+    int t = 0, nt = 1;             // this thread, threads on the batch
+    double* const* parts = nullptr;  // per thread: this layer's batch_doubles() doubles
+    void barrier() const;          // every thread of the batch (no-op for one)
+};
+
 // What a layer is told about the block of rows it runs on.
 struct Rows {
     idx m = 0;                 // rows (samples) in the block
@@ -35,6 +46,7 @@ struct Rows {
     const std::int32_t* lengths = nullptr;  // per row: valid time steps, or null
     std::byte* work = nullptr;  // this thread's scratch, >= work_bytes(m) bytes
     bool* nonfinite = nullptr;  // forward: set when a pre-activation is NaN/inf
+    const Sync* sync = nullptr;  // this layer's share of the batch (batch_doubles() > 0)
 };
 
 template <class T>
@@ -51,6 +63,12 @@ class Layer {
     virtual idx work_bytes(idx /*m*/) const { return 0; }  // per-thread scratch
     virtual double macs_per_row() const = 0;  // forward cost, feeds the threading rule
     virtual bool aliases_input() const { return false; }  // y is x (Flatten, Reshape)
+    // Doubles of per-thread state this layer shares across the batch's threads
+    // (Rows::sync; kept from forward to backward); 0: rows are independent.
+    virtual idx batch_doubles() const { return 0; }
+    // After a training batch, once: update state from the batch's parts (the
+    // moving statistics), W mutable.
+    virtual void end_batch(T* const* /*W*/, const double* const* /*parts*/, int /*nparts*/) const {}
     // The activation this layer applies last, that a loss may fuse with.
     virtual const Activation* output_activation() const { return nullptr; }
 
@@ -112,5 +130,7 @@ template <class T>
 std::unique_ptr<Layer<T>> make_reshape(const Config& c, const Shape& in);  // flatten, reshape
 template <class T>
 std::unique_ptr<Layer<T>> make_conv(const Config& c, const Shape& in);  // conv2d, *_pool2d
+template <class T>
+std::unique_ptr<Layer<T>> make_batch_norm(const Config& c, const Shape& in);
 
 }  // namespace neuraxis

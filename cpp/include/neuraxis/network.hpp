@@ -107,10 +107,12 @@ class Network {
         std::vector<T*> outs, deltas, G;
         std::vector<std::byte*> saved;
         std::vector<const T*> parts;  // every thread's part, at this thread's rows
+        std::vector<Sync> sync;       // per layer: its share of the batch (coupled layers)
     };
     void forward(const std::vector<T*>& params, const Rows& r, const T* x,
                  const std::vector<T*>& outs, const std::vector<std::byte*>& saved,
-                 bool* nonfinite, std::size_t from = 0) const;
+                 bool* nonfinite, const std::vector<Sync>* sync = nullptr,
+                 std::size_t from = 0) const;
     // Forward + backward of rows [r0, r1) of a gathered batch on thread t;
     // returns its sum of w_i * loss_i and adds its metric sums to met.
     double rows_pass(int t, const std::vector<T*>& params, const Data<T>& batch, idx r0, idx r1,
@@ -120,6 +122,7 @@ class Network {
     double backprop(const std::vector<T*>& params, const std::vector<T*>& grads,
                     const Data<T>& data, double alpha, double sumsq);
     void set_thread_grads(int t, const std::vector<T*>& grads, bool training);
+    void set_thread_sync(int t, int nt);  // scratch_[t].sync for a batch on nt threads
     // Thread t's share of the optimizer step for parameter p (e0..e1 of it).
     double step_param(int t, int T_, std::size_t p, const std::vector<T*>& params, OptConfig& opt,
                       OptState<T>& state, const std::vector<T*>& grads, const Data<T>& batch,
@@ -151,6 +154,9 @@ class Network {
     std::vector<std::vector<T>> part_;                         // per thread: sliced_first_'s part
     std::vector<std::vector<std::vector<T>>> tgrads_;          // per extra thread, like grads_
     std::vector<Scratch> scratch_;
+    bool coupled_ = false;  // some layer couples a batch's rows (Layer::batch_doubles)
+    std::vector<std::vector<std::vector<double>>> bstate_;  // per layer, per thread
+    std::vector<std::vector<double*>> bparts_;              // per layer: bstate_'s pointers
     std::vector<T> xbuf_, ybuf_, swbuf_;
     std::vector<std::int32_t> lbuf_;
 };

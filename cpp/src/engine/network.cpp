@@ -72,6 +72,7 @@ Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
             if (p.trainable) lowest_trained_ = std::min(lowest_trained_, l);
         }
         cost_per_row_ += la.macs_per_row();
+        coupled_ = coupled_ || la.batch_doubles() > 0;
     }
     pfirst_.push_back(int(pspec_.size()));
 
@@ -157,6 +158,34 @@ void Network<T>::ensure_threads(int nt) {
         sc.saved.resize(L);
         sc.G.resize(grads_.size());
         sc.parts.resize(nt);
+        sc.sync.resize(L);
+    }
+    bstate_.resize(L);
+    bparts_.resize(L);
+    for (std::size_t l = 0; l < L; ++l) {
+        const idx nd = layers_[l]->batch_doubles();
+        if (nd == 0) continue;
+        bstate_[l].resize(nt);
+        bparts_[l].resize(nt);
+        for (int t = 0; t < nt; ++t) {
+            bstate_[l][t].resize(nd);
+            bparts_[l][t] = bstate_[l][t].data();
+        }
+    }
+}
+
+template <class T>
+void Network<T>::set_thread_sync(int t, int nt) {
+    std::vector<Sync>& sync = scratch_[t].sync;
+    for (std::size_t l = 0; l < sync.size(); ++l)
+        sync[l] = Sync{t, nt, bparts_[l].empty() ? nullptr : bparts_[l].data()};
+}
+
+// A barrier of the innermost parallel region (orphaned: the layer calling it
+// runs inside the batch's region).
+void Sync::barrier() const {
+    if (nt > 1) {
+#pragma omp barrier
     }
 }
 
@@ -225,12 +254,14 @@ double Network<T>::step_param(int t, int T_, std::size_t p, const std::vector<T*
 template <class T>
 void Network<T>::forward(const std::vector<T*>& params, const Rows& r, const T* x,
                          const std::vector<T*>& outs, const std::vector<std::byte*>& saved,
-                         bool* nonfinite, std::size_t from) const {
+                         bool* nonfinite, const std::vector<Sync>* sync,
+                         std::size_t from) const {
     Rows rl = r;
     for (std::size_t l = from; l < layers_.size(); ++l) {
         const Layer<T>& la = *layers_[l];
         if (la.aliases_input()) continue;
         rl.nonfinite = int(l) == first_compute_ ? nonfinite : nullptr;
+        rl.sync = sync && (*sync)[l].parts ? &(*sync)[l] : nullptr;
         la.forward(rl, params.data() + pfirst_[l], l ? outs[l - 1] : x, outs[l], saved[l]);
     }
 }
@@ -243,7 +274,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     const int L = int(layers_.size());
     const idx k = n_out(), mr = r1 - r0;
     Scratch& sc = scratch_[t];
-    if (mr <= 0) {  // no rows: zero gradients
+    if (mr <= 0) {  // no rows: zero gradients (never with coupled layers: nt <= rows)
         for (std::size_t p = 0; p < sc.G.size(); ++p)
             if (sc.G[p]) std::fill(sc.G[p], sc.G[p] + psize_[p], T(0));
         return 0.0;
@@ -264,7 +295,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     r.training = training;
     r.lengths = b.lengths ? b.lengths + r0 : nullptr;
     r.work = work_[t].data();
-    forward(params, r, x, sc.outs, sc.saved, nullptr, from);
+    forward(params, r, x, sc.outs, sc.saved, nullptr, &sc.sync, from);
 
     const T* P = sc.outs[L - 1];
     const T* y = b.Y + r0 * k;
@@ -288,6 +319,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
         if (la.aliases_input()) continue;  // its delta is its input's
         Rows rb = r;
         rb.dz = l == fused_layer_;
+        rb.sync = sc.sync[l].parts ? &sc.sync[l] : nullptr;
         T* dx = l > lowest_trained_ ? sc.deltas[l - 1] : nullptr;
         la.backward(rb, params.data() + pfirst_[l], l ? sc.outs[l - 1] : x, sc.outs[l],
                     sc.saved[l], sc.deltas[l], dx, sc.G.data() + pfirst_[l]);
@@ -321,6 +353,7 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
         const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
         if (t == 0) started = T_;
         set_thread_grads(t, grads, false);
+        set_thread_sync(t, T_);
         part_loss[t] = rows_pass(t, params, d, m * t / T_, m * (t + 1) / T_, scale, false, 0, 0,
                                  nullptr, nullptr);
     }
@@ -457,6 +490,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
             }
             std::fill(part_met[t].begin(), part_met[t].end(), 0.0);
             set_thread_grads(t, grads, true);
+            set_thread_sync(t, T_);
             part_loss[t] = rows_pass(t, params, bd, r0, r1, scale, true, start, seed, &metrics,
                                      part_met[t].data(), from);
 #pragma omp barrier
@@ -470,6 +504,10 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
             part_sq[t] = sq;
         }
 
+        if (coupled_)  // the batch statistics move the moving ones, once per batch
+            for (std::size_t l = 0; l < layers_.size(); ++l)
+                if (!bparts_[l].empty())
+                    layers_[l]->end_batch(params.data() + pfirst_[l], bparts_[l].data(), started);
         double wl = 0.0, new_sumsq = frozen_sq;
         for (int t = 0; t < started; ++t) {
             wl += part_loss[t];
@@ -541,6 +579,9 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
     const idx din = n_in(), k = n_out();
     const int last = owner_[L - 1];  // writes straight into `out`
     if (n > 1) ensure_single_threaded_blas();
+    // training=True on a batch-normalizing network: batch statistics, in one
+    // block (the moving statistics are not moved: predict changes nothing).
+    const bool batch_coupled = training && coupled_;
     // Rows split over threads; each runs its rows through every layer in
     // chunks, with its own buffers (so concurrent predict calls are safe).
     auto rows = [&](int t, int T_) {
@@ -550,8 +591,11 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
         // Dense kernel once more per chunk).
         idx row_bytes = 1;
         for (const auto& la : layers_) row_bytes = std::max(row_bytes, la->out_size() * idx(sizeof(T)));
-        const idx chunk = std::clamp<idx>(std::min<idx>((idx(16) << 20) / row_bytes, 512), 1,
-                                          std::max<idx>(r1 - r0, 1));
+        // Coupled layers in training mode (batch statistics) see all n rows at once.
+        const idx chunk = batch_coupled ? std::max<idx>(n, 1)
+                                        : std::clamp<idx>(std::min<idx>((idx(16) << 20) / row_bytes,
+                                                                        512),
+                                                          1, std::max<idx>(r1 - r0, 1));
         std::vector<std::vector<T>> bufs(L);
         std::vector<T*> outs(L);
         std::vector<std::byte*> saved(L);
@@ -563,6 +607,14 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
             if (int(l) != last) bufs[l].resize(chunk * la.out_size());
         }
         std::vector<std::byte> work(wb);
+        std::vector<std::vector<double>> state(L);
+        std::vector<double*> state_ptr(L);
+        std::vector<Sync> sync(L);
+        for (std::size_t l = 0; l < L && batch_coupled; ++l) {
+            state[l].resize(layers_[l]->batch_doubles());
+            state_ptr[l] = state[l].data();
+            if (!state[l].empty()) sync[l] = Sync{0, 1, &state_ptr[l]};
+        }
         bool nonfinite = false;
         for (idx start = r0; start < r1; start += chunk) {
             const idx m = std::min(chunk, r1 - start);
@@ -578,11 +630,11 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
             r.training = training;
             r.lengths = lengths ? lengths + start : nullptr;
             r.work = work.data();
-            forward(params, r, x, outs, saved, &nonfinite);
+            forward(params, r, x, outs, saved, &nonfinite, batch_coupled ? &sync : nullptr);
         }
         return int(nonfinite);
     };
-    const int nt = threads_for_rows(n, 1.0);
+    const int nt = batch_coupled ? 1 : threads_for_rows(n, 1.0);
     if (nt == 1) return rows(0, 1) != 0;
     int bad = 0;
 #pragma omp parallel num_threads(nt) reduction(| : bad)

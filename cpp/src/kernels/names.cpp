@@ -36,7 +36,8 @@ const std::pair<const char*, Metric> kMetrics[] = {
 
 const char* const kOptimizers[] = {"sgd", "adam", "rmsprop"};
 const char* const kLayers[] = {"dense",   "activation", "dropout",   "flatten",
-                               "reshape", "conv2d",     "max_pool2d", "avg_pool2d"};
+                               "reshape", "conv2d",     "max_pool2d", "avg_pool2d",
+                               "batch_norm"};
 
 template <class Table>
 std::vector<std::string> firsts(const Table& t, int count = -1) {

@@ -30,6 +30,8 @@ std::unique_ptr<Layer<T>> make_layer(const Config& c, const Shape& in, int index
         layer = make_reshape<T>(c, in);
     else if (kind == "conv2d" || kind == "max_pool2d" || kind == "avg_pool2d")
         layer = make_conv<T>(c, in);
+    else if (kind == "batch_norm")
+        layer = make_batch_norm<T>(c, in);
     else
         c.fail("unknown layer kind '" + kind + "'; expected one of " +
                join_names(names_of("layers")));

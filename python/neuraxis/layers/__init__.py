@@ -11,16 +11,17 @@ from ._base import Layer
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from .convolutional import Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
+from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 
 _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Dropout, Flatten, Reshape, Activation,
                                     ReLU, LeakyReLU, ELU, Softmax, Conv2D, MaxPooling2D,
-                                    AveragePooling2D)}
+                                    AveragePooling2D, BatchNormalization)}
 _CLASSES.update(MaxPool2D=MaxPool2D, AvgPool2D=AvgPool2D)  # Keras's aliases, same classes
 
 __all__ = ["Layer", "Input", "InputLayer", "Dense", "Dropout", "Flatten", "Reshape", "Activation",
            "ReLU", "LeakyReLU", "ELU", "Softmax", "Conv2D", "MaxPooling2D", "MaxPool2D",
-           "AveragePooling2D", "AvgPool2D", "serialize", "deserialize"]
+           "AveragePooling2D", "AvgPool2D", "BatchNormalization", "serialize", "deserialize"]
 
 
 def serialize(layer):
