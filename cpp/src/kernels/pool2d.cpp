@@ -84,11 +84,52 @@ void max_pool2d_forward(const T* x, idx n, const Conv2dGeom& g, T* y, std::int32
         max_pool_image_block(x + i * in, g, y + i * out, arg ? arg + i * out : nullptr);
 }
 
+namespace {
+// Windows that tile the input (strides = pool size, all inside): every input
+// position is in at most one window, so dx is written once, position by
+// position, dy where the arg-max is and 0 elsewhere (no zero-fill pass first).
+template <class T>
+NX_INLINE void max_pool_tiled_backward(const T* dy, const Conv2dGeom& g, const std::int32_t* arg,
+                                       T* dx) {
+    const idx C = g.C;
+    if (g.OH * g.KH < g.H || g.OW * g.KW < g.W)  // rows / columns no window covers
+        std::fill(dx, dx + g.H * g.W * C, T(0));
+    for (idx oh = 0; oh < g.OH; ++oh)
+        for (idx ow = 0; ow < g.OW; ++ow) {
+            const idx o = (oh * g.OW + ow) * C;
+            const T* d = dy + o;
+            const std::int32_t* a = arg + o;
+            for (idx kh = 0; kh < g.KH; ++kh)
+                for (idx kw = 0; kw < g.KW; ++kw) {
+                    const std::int32_t pos =
+                        std::int32_t(((oh * g.KH + kh) * g.W + ow * g.KW + kw) * C);
+                    T* xr = dx + pos;
+#pragma omp simd
+                    for (idx c = 0; c < C; ++c)
+                        xr[c] = a[c] == pos + std::int32_t(c) ? d[c] : T(0);
+                }
+        }
+}
+NX_CLONES void max_pool_tiled_block(const float* dy, const Conv2dGeom& g,
+                                    const std::int32_t* arg, float* dx) {
+    max_pool_tiled_backward(dy, g, arg, dx);
+}
+NX_CLONES void max_pool_tiled_block(const double* dy, const Conv2dGeom& g,
+                                    const std::int32_t* arg, double* dx) {
+    max_pool_tiled_backward(dy, g, arg, dx);
+}
+}  // namespace
+
 // dx[arg] += dy
 template <class T>
 void max_pool2d_backward(const T* dy, idx n, const Conv2dGeom& g, const std::int32_t* arg,
                          T* dx) {
     const idx in = g.H * g.W * g.C, out = g.OH * g.OW * g.C;
+    if (g.SH == g.KH && g.SW == g.KW && g.PT == 0 && g.PL == 0 && g.OH * g.KH <= g.H &&
+        g.OW * g.KW <= g.W) {
+        for (idx i = 0; i < n; ++i) max_pool_tiled_block(dy + i * out, g, arg + i * out, dx + i * in);
+        return;
+    }
     std::fill(dx, dx + n * in, T(0));
     for (idx i = 0; i < n; ++i)
         for (idx o = 0; o < out; ++o) dx[i * in + arg[i * out + o]] += dy[i * out + o];
