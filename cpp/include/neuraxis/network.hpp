@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -154,6 +155,14 @@ class Network {
     std::vector<std::vector<T>> part_;                         // per thread: sliced_first_'s part
     std::vector<std::vector<std::vector<T>>> tgrads_;          // per extra thread, like grads_
     std::vector<Scratch> scratch_;
+    struct PredictScratch {  // one thread's buffers in a predict call
+        std::vector<std::vector<T>> bufs;
+        std::vector<std::byte> work;
+    };
+    // Reused by the predict call holding predict_mu_ (a concurrent call allocates its
+    // own): no allocation, page faults or zero-fill per call for a model's predicts.
+    mutable std::mutex predict_mu_;
+    mutable std::vector<PredictScratch> predict_scratch_;
     bool coupled_ = false;  // some layer couples a batch's rows (Layer::batch_doubles)
     std::vector<std::vector<std::vector<double>>> bstate_;  // per layer, per thread
     std::vector<std::vector<double*>> bparts_;              // per layer: bstate_'s pointers

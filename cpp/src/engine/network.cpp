@@ -582,6 +582,14 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
     // training=True on a batch-normalizing network: batch statistics, in one
     // block (the moving statistics are not moved: predict changes nothing).
     const bool batch_coupled = training && coupled_;
+    const int nt = batch_coupled ? 1 : threads_for_rows(n, 1.0);
+    // The network's buffers when no other predict holds them (and the chunks are
+    // bounded: a batch-coupled call's one chunk is all n rows).
+    std::unique_lock<std::mutex> lock(predict_mu_, std::defer_lock);
+    if (!batch_coupled) lock.try_lock();
+    std::vector<PredictScratch> own;
+    std::vector<PredictScratch>& scratch = lock.owns_lock() ? predict_scratch_ : own;
+    if (int(scratch.size()) < nt) scratch.resize(nt);
     // Rows split over threads; each runs its rows through every layer in
     // chunks, with its own buffers (so concurrent predict calls are safe).
     auto rows = [&](int t, int T_) {
@@ -596,7 +604,9 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
                                         : std::clamp<idx>(std::min<idx>((idx(16) << 20) / row_bytes,
                                                                         512),
                                                           1, std::max<idx>(r1 - r0, 1));
-        std::vector<std::vector<T>> bufs(L);
+        PredictScratch& ps = scratch[t];  // grown, never shrunk: no zero-fill when reused
+        std::vector<std::vector<T>>& bufs = ps.bufs;
+        bufs.resize(L);
         std::vector<T*> outs(L);
         std::vector<std::byte*> saved(L);
         idx wb = 0;
@@ -604,9 +614,11 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
             const Layer<T>& la = *layers_[l];
             wb = std::max(wb, la.work_bytes(chunk));
             if (la.aliases_input()) continue;
-            if (int(l) != last) bufs[l].resize(chunk * la.out_size());
+            const std::size_t need = std::size_t(chunk * la.out_size());
+            if (int(l) != last && bufs[l].size() < need) bufs[l].resize(need);
         }
-        std::vector<std::byte> work(wb);
+        if (ps.work.size() < std::size_t(wb)) ps.work.resize(wb);
+        std::vector<std::byte>& work = ps.work;
         std::vector<std::vector<double>> state(L);
         std::vector<double*> state_ptr(L);
         std::vector<Sync> sync(L);
@@ -634,7 +646,6 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
         }
         return int(nonfinite);
     };
-    const int nt = batch_coupled ? 1 : threads_for_rows(n, 1.0);
     if (nt == 1) return rows(0, 1) != 0;
     int bad = 0;
 #pragma omp parallel num_threads(nt) reduction(| : bad)
