@@ -95,6 +95,16 @@ def test_conv2d_forward_matches_reference(dtype, case, padding, with_bias, rng):
 
 
 @pytest.mark.parametrize("padding", rc.PADDINGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_forward_of_an_image_larger_than_one_block(dtype, padding, rng):
+    # 70x70 outputs of a 3x3x3 kernel: more positions than one forward block holds
+    # (the blocks' im2col rows, products and bias are stitched together)
+    x, w, b = conv_inputs(rng, (72, 71), (3, 3), dtype, n=2, c=3, f=4)
+    y = ops.conv2d_forward(x, w, b, strides=1, padding=padding)
+    close(y, rc.conv2d_forward(x, w, b, (1, 1), padding, (1, 1)), dtype, 27)
+
+
+@pytest.mark.parametrize("padding", rc.PADDINGS)
 @pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_backward_matches_reference(dtype, case, padding, rng):

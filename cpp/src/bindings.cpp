@@ -490,9 +490,9 @@ Arr<T> op_conv2d_forward(Arr<T> x, Arr<T> w, std::optional<Arr<T>> b, std::pair<
     T* yp = y.mutable_data();
     py::gil_scoped_release r;
     parallel_for(n, double(P) * K * g.F, [&](idx i0, idx i1) {
-        std::vector<T> col(P * K);
-        conv2d_forward(xp + i0 * g.H * g.W * g.C, i1 - i0, g, wp, yp + i0 * P * g.F, col.data());
-        if (bp) bias_act_forward(Activation{}, yp + i0 * P * g.F, bp, (i1 - i0) * P, g.F, nullptr);
+        std::vector<T> col(conv_block_rows(g) * K);
+        conv2d_forward_act(xp + i0 * g.H * g.W * g.C, i1 - i0, g, wp, bp, Activation{},
+                           yp + i0 * P * g.F, col.data(), nullptr);
     });
     return y;
 }

@@ -91,6 +91,12 @@ void im2col(const T* x, const Conv2dGeom& g, T* col);
 // y(n, OH, OW, F) = conv(x, w) for n images; col: one image's im2col scratch
 template <class T>
 void conv2d_forward(const T* x, idx n, const Conv2dGeom& g, const T* w, T* y, T* col);
+// y = f(conv(x, w) + b) (b may be null), by blocks of conv_block_rows(g) output
+// positions, each finished while in cache; col: one block's im2col scratch.
+idx conv_block_rows(const Conv2dGeom& g);
+template <class T>
+void conv2d_forward_act(const T* x, idx n, const Conv2dGeom& g, const T* w, const T* b,
+                        const Activation& act, T* y, T* col, bool* nonfinite);
 // dW, db (overwritten) and dx from dz (n, OH, OW, F); any of them may be null;
 // col and dcol: one image's im2col scratch each
 template <class T>

@@ -46,34 +46,39 @@ Conv2dGeom conv2d_geom(idx H, idx W, idx C, idx KH, idx KW, idx F, idx SH, idx S
 // Without dilation along W, a window row inside the input is one contiguous run of
 // KW*C values: one copy per (kh) instead of one per (kh, kw) (C = 3: 36 bytes).
 template <class T>
-void im2col(const T* x, const Conv2dGeom& g, T* col) {
+void im2col_rows(const T* x, const Conv2dGeom& g, idx p0, idx p1, T* col) {
     const idx C = g.C, K = g.KH * g.KW * C, run = g.KW * C;
-    for (idx oh = 0; oh < g.OH; ++oh)
-        for (idx ow = 0; ow < g.OW; ++ow) {
-            T* row = col + (oh * g.OW + ow) * K;
-            const idx iw0 = ow * g.SW - g.PL;
-            const bool contiguous = g.DW == 1 && iw0 >= 0 && iw0 + g.KW <= g.W;
-            for (idx kh = 0; kh < g.KH; ++kh) {
-                const idx ih = oh * g.SH - g.PT + kh * g.DH;
-                T* dst = row + kh * run;
-                if (ih < 0 || ih >= g.H) {
-                    std::fill(dst, dst + run, T(0));
-                    continue;
-                }
-                const T* src = x + ih * g.W * C;
-                if (contiguous) {
-                    std::copy(src + iw0 * C, src + iw0 * C + run, dst);
-                    continue;
-                }
-                for (idx kw = 0; kw < g.KW; ++kw, dst += C) {
-                    const idx iw = iw0 + kw * g.DW;
-                    if (iw < 0 || iw >= g.W)
-                        std::fill(dst, dst + C, T(0));
-                    else
-                        std::copy(src + iw * C, src + (iw + 1) * C, dst);
-                }
+    for (idx p = p0; p < p1; ++p) {
+        const idx oh = p / g.OW, ow = p % g.OW;
+        T* row = col + (p - p0) * K;
+        const idx iw0 = ow * g.SW - g.PL;
+        const bool contiguous = g.DW == 1 && iw0 >= 0 && iw0 + g.KW <= g.W;
+        for (idx kh = 0; kh < g.KH; ++kh) {
+            const idx ih = oh * g.SH - g.PT + kh * g.DH;
+            T* dst = row + kh * run;
+            if (ih < 0 || ih >= g.H) {
+                std::fill(dst, dst + run, T(0));
+                continue;
+            }
+            const T* src = x + ih * g.W * C;
+            if (contiguous) {
+                std::copy(src + iw0 * C, src + iw0 * C + run, dst);
+                continue;
+            }
+            for (idx kw = 0; kw < g.KW; ++kw, dst += C) {
+                const idx iw = iw0 + kw * g.DW;
+                if (iw < 0 || iw >= g.W)
+                    std::fill(dst, dst + C, T(0));
+                else
+                    std::copy(src + iw * C, src + (iw + 1) * C, dst);
             }
         }
+    }
+}
+
+template <class T>
+void im2col(const T* x, const Conv2dGeom& g, T* col) {
+    im2col_rows(x, g, 0, g.OH * g.OW, col);
 }
 
 // dx[ih][iw][c] += dcol[(oh, ow)][(kh, kw, c)] over every window that read it
@@ -97,15 +102,34 @@ void col2im_add(const T* dcol, const Conv2dGeom& g, T* dx) {
         }
 }
 
-// y_i(OH*OW, F) = im2col(x_i) @ W(K, F) for n images (bias and activation: the caller)
+// Output positions per block of the forward: its im2col rows and its outputs
+// stay in L2 (~256 KB each) from im2col through the GEMM to the activation.
+idx conv_block_rows(const Conv2dGeom& g) {
+    const idx K = g.KH * g.KW * g.C;
+    return std::min<idx>(g.OH * g.OW, std::max<idx>(65536 / std::max(K, g.F), 16));
+}
+
+// y_i(OH*OW, F) = f(im2col(x_i) @ W(K, F) + b), block of output positions by block
+template <class T>
+void conv2d_forward_act(const T* x, idx n, const Conv2dGeom& g, const T* w, const T* b,
+                        const Activation& act, T* y, T* col, bool* nonfinite) {
+    const idx K = g.KH * g.KW * g.C, P = g.OH * g.OW, rb = conv_block_rows(g);
+    const bool epilogue = b || act.kind != Act::identity || nonfinite;
+    for (idx i = 0; i < n; ++i)
+        for (idx p0 = 0; p0 < P; p0 += rb) {
+            const idx p1 = std::min(P, p0 + rb);
+            T* yb = y + (i * P + p0) * g.F;
+            im2col_rows(x + i * g.H * g.W * g.C, g, p0, p1, col);
+            gemm1(false, false, int(p1 - p0), int(g.F), int(K), T(1), col, int(K), w, int(g.F),
+                  T(0), yb, int(g.F));
+            if (epilogue) bias_act_forward(act, yb, b, p1 - p0, g.F, nonfinite);
+        }
+}
+
 template <class T>
 void conv2d_forward(const T* x, idx n, const Conv2dGeom& g, const T* w, T* y, T* col) {
-    const idx K = g.KH * g.KW * g.C, P = g.OH * g.OW;
-    for (idx i = 0; i < n; ++i) {
-        im2col(x + i * g.H * g.W * g.C, g, col);
-        gemm1(false, false, int(P), int(g.F), int(K), T(1), col, int(K), w, int(g.F), T(0),
-              y + i * P * g.F, int(g.F));
-    }
+    conv2d_forward_act(x, n, g, w, static_cast<const T*>(nullptr), Activation{}, y, col,
+                       nullptr);
 }
 
 // dW = sum_i im2col(x_i)^T dz_i,  db = sum of dz rows,  dx_i = col2im(dz_i W^T)
@@ -134,6 +158,11 @@ void conv2d_backward(const T* x, idx n, const Conv2dGeom& g, const T* w, const T
 
 template void im2col<float>(const float*, const Conv2dGeom&, float*);
 template void im2col<double>(const double*, const Conv2dGeom&, double*);
+template void conv2d_forward_act<float>(const float*, idx, const Conv2dGeom&, const float*,
+                                        const float*, const Activation&, float*, float*, bool*);
+template void conv2d_forward_act<double>(const double*, idx, const Conv2dGeom&, const double*,
+                                         const double*, const Activation&, double*, double*,
+                                         bool*);
 template void conv2d_forward<float>(const float*, idx, const Conv2dGeom&, const float*, float*,
                                     float*);
 template void conv2d_forward<double>(const double*, idx, const Conv2dGeom&, const double*,

@@ -55,8 +55,8 @@ class Conv2D final : public Layer<T> {
 
     // y = f(im2col(x) W + b)
     void forward(const Rows& r, const T* const* W, const T* x, T* y, std::byte*) const override {
-        conv2d_forward(x, r.m, g_, W[0], y, reinterpret_cast<T*>(r.work));
-        bias_act_forward(act_, y, bias_ ? W[1] : nullptr, r.m * g_.OH * g_.OW, g_.F, r.nonfinite);
+        conv2d_forward_act(x, r.m, g_, W[0], bias_ ? W[1] : nullptr, act_, y,
+                           reinterpret_cast<T*>(r.work), r.nonfinite);
     }
     // dz = dy f'(z); dW = sum im2col(x)^T dz, db = colsum dz, dx = col2im(dz W^T)
     void backward(const Rows& r, const T* const* W, const T* x, const T* y, const std::byte*,
