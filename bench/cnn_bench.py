@@ -1,17 +1,45 @@
-"""The lecture CNN: one training step and one inference batch, neuraxis vs PyTorch.
+"""Lecture CNN: train step + inference batch (neuraxis/PyTorch/NumPy), model.fit epochs (Keras 3).
 
-    python bench/cnn_bench.py                 # W3: 64x64x3, batch 32 (a couple of seconds per library)
-    python bench/cnn_bench.py --mnist         # W6: 28x28x1, Conv2D(32,3)-Pool-Conv2D(64,3)-Pool, batch 128
-    python bench/cnn_bench.py --repeat 5 --steps 8
+One training step and one inference batch: neuraxis vs PyTorch vs the NumPy reference; and
+model.fit epochs: neuraxis's Keras front vs real Keras 3 on its torch and JAX backends.
+
+    python bench/cnn_bench.py                 # W3: 64x64x3, batch 32: both tables
+    python bench/cnn_bench.py --mnist         # W6: 28x28x1, batch 128: both tables
+    python bench/cnn_bench.py --only step     # the step table only (neuraxis, PyTorch, NumPy)
+    python bench/cnn_bench.py --only fit      # the model.fit table only (neuraxis, Keras x2)
+    python bench/cnn_bench.py --repeat 5 --steps 8 --epochs 4 --json bench/results/cnn_w3.json
+    python bench/cnn_bench.py --steps 2 --repeat 1 --epochs 2 --images 64   # smoke run
+    python bench/numpy_cnn.py --check         # the NumPy reference's gradients vs PyTorch
 
 Model (issue 7): Conv2D(32, 3, relu) -> MaxPooling2D(2) -> Conv2D(64, 3, relu) ->
 MaxPooling2D(2) -> Flatten -> Dense(128, relu) -> Dense(10, softmax), Adam, cross-entropy.
-neuraxis runs through its engine (`_core.Network32`, the network `Sequential.fit` builds);
-PyTorch runs eager in channels-last memory format (its fastest CPU layout for this model),
-with `torch.set_num_threads` equal to neuraxis's threads. Each library runs in its own fresh
-subprocess (their thread pools would spin against each other in one process); the time of a
-step is the minimum over repeats of the mean over `--steps` steps. OPENBLAS_CORETYPE /
-OPENBLAS_L2_SIZE are unset for every process (see bench/_benchenv.py).
+
+Step table ("train step", "predict batch"; time of a step = the minimum over `--repeat`
+repeats of the mean over `--steps` steps, after one warm-up step):
+  * neuraxis through its engine (`_core.Network32`, the network `Sequential.fit` builds);
+  * PyTorch eager in channels-last memory format (its fastest CPU layout for this model),
+    `torch.set_num_threads` equal to neuraxis's threads;
+  * NumPy: the careful NumPy reference bench/numpy_cnn.py (im2col + one GEMM per conv layer
+    over the whole batch, reshape max-pooling, Keras's Adam), OpenBLAS limited to the same
+    threads through threadpoolctl.
+  The "train step GFLOP/s" row divides the step's matrix-product FLOPs, counted analytically
+  (numpy_cnn.step_flops: 2 * multiply-adds of the forward and both backward products of
+  every conv and dense layer, no dx product for conv1), by each library's step time.
+
+model.fit table: the lecture code, `Sequential([...]).compile(optimizer="adam",
+loss="categorical_crossentropy", metrics=["accuracy"]).fit(X, Y, batch_size, epochs=3,
+verbose=0)` on W3: 512 images of 64x64x3, batch 32, or W6 (`--mnist`): 4096 images of
+28x28x1, batch 128 (random normal images, random one-hot labels); an epoch is timed by a
+callback (on_epoch_begin / on_epoch_end, time.perf_counter) and the table shows the best
+(minimum) epoch over epochs 2..E (epoch 1 carries graph building / tracing / compilation
+and is shown apart):
+  * neuraxis: `from neuraxis.models import Sequential; from neuraxis.layers import ...`;
+  * Keras-torch and Keras-JAX: real Keras 3, KERAS_BACKEND set in the worker's environment,
+    torch threads / XLA's CPUs limited to neuraxis's threads (as in bench/keras_bench.py).
+
+Every library runs in its own fresh subprocess (their thread pools would spin against each
+other in one process). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for every process
+(see bench/_benchenv.py). `--json PATH` writes every number of the run.
 """
 import os
 import sys
@@ -26,9 +54,20 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
+STEP_KINDS = ("neuraxis", "torch", "numpy")
+FIT_KINDS = ("neuraxis-fit", "keras-torch", "keras-jax")
+KERAS_BACKENDS = {"keras-torch": "torch", "keras-jax": "jax"}
+TITLES = {"neuraxis": "neuraxis", "torch": "PyTorch (channels-last)", "numpy": "NumPy ref",
+          "neuraxis-fit": "neuraxis", "keras-torch": "Keras-torch", "keras-jax": "Keras-JAX"}
+
 
 def shapes(mnist):
     return ((28, 28, 1), 128) if mnist else ((64, 64, 3), 32)
+
+
+def fit_images(mnist):
+    """The issue's model.fit data sizes: W6 4096 images, W3 512 images."""
+    return 4096 if mnist else 512
 
 
 def data(mnist, steps):
@@ -112,42 +151,280 @@ def run_torch(mnist, steps, repeat, threads):
             "threads": threads, "version": torch.__version__}
 
 
+def run_numpy(mnist, steps, repeat, threads):
+    import numpy as np
+
+    from numpy_cnn import NumpyCNN
+
+    limiter = None
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+        if threads:
+            limiter = threadpool_limits(limits=threads)
+        blas = [f"{p['internal_api']} {p['version']} num_threads={p['num_threads']}"
+                for p in threadpool_info() if p["user_api"] == "blas"]
+    except ImportError:
+        blas = ["threadpoolctl not installed: BLAS threads not limited"]
+    X, y, batch = data(mnist, steps)
+    Y = np.eye(10, dtype=np.float32)[y]
+    net = NumpyCNN(X.shape[1:], seed=1)
+
+    def step(i):
+        net.train_step(X[i * batch:(i + 1) * batch], Y[i * batch:(i + 1) * batch])
+
+    def infer(i):
+        net.predict(X[i * batch:(i + 1) * batch])
+
+    res = {"train_step_s": timed(step, steps, repeat),
+           "predict_batch_s": timed(infer, steps, repeat), "threads": threads,
+           "version": np.__version__, "blas": blas}
+    if limiter is not None:
+        limiter.restore_original_limits()
+    return res
+
+
+# --------------------------------------------------------------- model.fit workers
+def fit_data(mnist, images):
+    import numpy as np
+
+    (h, w, c), batch = shapes(mnist)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(images, h, w, c)).astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, images)]
+    return X, Y, batch
+
+
+def lecture_model(Sequential, L, input_shape):
+    """The lecture code; `Sequential` and the layer module `L` are Keras's or neuraxis's."""
+    model = Sequential([L.Input(input_shape), L.Conv2D(32, 3, activation="relu"),
+                        L.MaxPooling2D(2), L.Conv2D(64, 3, activation="relu"),
+                        L.MaxPooling2D(2), L.Flatten(), L.Dense(128, activation="relu"),
+                        L.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def run_fit(kind, mnist, images, epochs, threads):
+    """model.fit(epochs) with a clock callback; epoch times from on_epoch_begin/end."""
+    info = {}
+    if kind == "neuraxis-fit":
+        import neuraxis
+        from neuraxis import layers as L
+        from neuraxis.callbacks import Callback
+        from neuraxis.models import Sequential
+        info.update(version=neuraxis.__version__, threads=neuraxis.get_num_threads())
+    else:
+        backend = KERAS_BACKENDS[kind]
+        os.environ["KERAS_BACKEND"] = backend  # before the first import of keras
+        if backend == "torch":
+            import torch
+            torch.set_num_threads(threads)
+            info.update(torch=torch.__version__, threads=torch.get_num_threads())
+        else:
+            from keras_bench import _limit_xla_threads
+            _limit_xla_threads(threads, info)  # XLA_FLAGS and the CPU affinity
+            import jax
+            info.update(jax=jax.__version__, threads=threads,
+                        jax_devices=[str(d) for d in jax.devices()])
+        import keras
+        if keras.backend.backend() != backend:
+            raise RuntimeError(f"keras imported with backend {keras.backend.backend()!r}")
+        from keras import layers as L
+        from keras import Sequential
+        Callback = keras.callbacks.Callback
+        info.update(version=keras.__version__, keras_backend=backend)
+
+    begins, ends = [], []
+
+    class Clock(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            begins.append(time.perf_counter())
+
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(time.perf_counter())
+
+    X, Y, batch = fit_data(mnist, images)
+    model = lecture_model(Sequential, L, X.shape[1:])
+    t0 = time.perf_counter()
+    hist = model.fit(X, Y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[Clock()])
+    total = time.perf_counter() - t0
+    epoch_s = [e - b for b, e in zip(begins, ends)]
+    info.update(epoch_s=epoch_s, epoch1_s=epoch_s[0] if epoch_s else None,
+                best_epoch_s=min(epoch_s[1:]) if len(epoch_s) > 1 else None,
+                fit_total_s=total, images=images, batch=batch, epochs=epochs,
+                steps_per_epoch=-(-images // batch),
+                last_loss=float(hist.history["loss"][-1]))
+    return info
+
+
+# ------------------------------------------------------------------------ runner
+def machine():
+    """CPU model, usable CPUs and the 1-minute load at start, for the header."""
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                       cpu)
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "usable_cpus": usable, "loadavg_1min_at_start": load}
+
+
+def versions_line(results):
+    parts = []
+    for table in ("step", "fit"):
+        for lib, r in results.get(table, {}).items():
+            if "error" in r:
+                parts.append(f"{lib}: ERROR {r['error']}")
+                continue
+            v = f"{lib}: {r.get('version')}"
+            if r.get("torch") or r.get("jax"):
+                v += f" (torch {r['torch']})" if r.get("torch") else f" (jax {r['jax']})"
+            if r.get("blas"):
+                v += f" ({'; '.join(r['blas'])})"
+            parts.append(v + f", threads {r.get('threads')}")
+    return "; ".join(parts)
+
+
+def _cell_ms(r, k):
+    return f"{r[k] * 1e3:.1f} ms" if r.get(k) is not None else r.get("error", "n/a")
+
+
+def _ratio(num, den):
+    return f"{num / den:.2f}x" if num and den else "n/a"
+
+
+def step_table(res, flops):
+    libs = [lib for lib in STEP_KINDS if lib in res]
+    others = [lib for lib in libs if lib != "neuraxis"]
+    head = ["measure"] + [TITLES[lib] for lib in libs] + [f"{lib}/neuraxis" for lib in others]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, title in (("train_step_s", "train step"), ("predict_batch_s", "predict batch")):
+        row = [title] + [_cell_ms(res[lib], key) for lib in libs]
+        row += [_ratio(res[lib].get(key), res["neuraxis"].get(key)) for lib in others]
+        lines.append("| " + " | ".join(row) + " |")
+    row = [f"train step GFLOP/s ({flops / 1e9:.2f} GFLOP)"]
+    for lib in libs:
+        t = res[lib].get("train_step_s")
+        row.append(f"{flops / t / 1e9:.1f}" if t else "n/a")
+    lines.append("| " + " | ".join(row + [""] * len(others)) + " |")
+    return "\n".join(lines)
+
+
+def fit_table(res):
+    libs = [lib for lib in FIT_KINDS if lib in res]
+    kerases = [lib for lib in libs if lib != "neuraxis-fit"]
+    head = (["model.fit epoch"] + [TITLES[lib] for lib in libs]
+            + [f"{TITLES[lib]}/neuraxis" for lib in kerases] + ["faster Keras/neuraxis"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    nx = res.get("neuraxis-fit", {})
+    for key, title in (("best_epoch_s", "best epoch (2..E)"), ("epoch1_s", "epoch 1")):
+        row = [title] + [_cell_ms(res[lib], key) for lib in libs]
+        row += [_ratio(res[lib].get(key), nx.get(key)) for lib in kerases]
+        times = [res[lib].get(key) for lib in kerases if res[lib].get(key)]
+        row.append(_ratio(min(times), nx.get(key)) if times else "n/a")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mnist", action="store_true", help="W6 (28x28x1, batch 128) instead of W3")
-    ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--worker", choices=("neuraxis", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=8, help="steps per repeat (step table)")
+    ap.add_argument("--repeat", type=int, default=3, help="repeats; the fastest is reported")
+    ap.add_argument("--only", choices=("step", "fit"), help="run one table only")
+    ap.add_argument("--epochs", type=int, default=3, help="model.fit epochs (>= 2; default 3)")
+    ap.add_argument("--images", type=int, default=None,
+                    help="model.fit images (default: 512 for W3, 4096 for W6)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per worker")
+    ap.add_argument("--json", metavar="PATH", help="write all results to PATH")
+    ap.add_argument("--worker", choices=STEP_KINDS + FIT_KINDS, help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.worker == "neuraxis":
-        print(json.dumps(run_neuraxis(args.mnist, args.steps, args.repeat)))
+    images = args.images or fit_images(args.mnist)
+    if args.worker:
+        if args.worker == "neuraxis":
+            out = run_neuraxis(args.mnist, args.steps, args.repeat)
+        elif args.worker == "torch":
+            out = run_torch(args.mnist, args.steps, args.repeat, args.threads)
+        elif args.worker == "numpy":
+            out = run_numpy(args.mnist, args.steps, args.repeat, args.threads)
+        else:
+            out = run_fit(args.worker, args.mnist, images, args.epochs, args.threads)
+        sys.stdout.flush()
+        print("\n" + json.dumps(out), flush=True)  # the last line of stdout is the result
         return 0
-    if args.worker == "torch":
-        print(json.dumps(run_torch(args.mnist, args.steps, args.repeat, args.threads)))
-        return 0
+    if args.epochs < 2 and args.only != "step":
+        ap.error("--epochs must be >= 2 (epoch 1 is reported apart)")
 
     def worker(lib, threads=0):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--steps",
-               str(args.steps), "--repeat", str(args.repeat), "--threads", str(threads)]
+               str(args.steps), "--repeat", str(args.repeat), "--threads", str(threads),
+               "--epochs", str(args.epochs), "--images", str(images)]
         if args.mnist:
             cmd.append("--mnist")
-        out = subprocess.run(cmd, env=_benchenv.child_env(), capture_output=True, text=True)
-        if out.returncode != 0:
-            return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        updates = {}
+        if lib in ("torch", "keras-torch", "keras-jax"):
+            updates.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if lib in KERAS_BACKENDS:
+            updates["KERAS_BACKEND"] = KERAS_BACKENDS[lib]
+        try:
+            out = subprocess.run(cmd, env=_benchenv.child_env(updates), capture_output=True,
+                                 text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {args.timeout:.0f} s"}
+        lines = out.stdout.strip().splitlines()
+        if out.returncode != 0 or not lines:
+            return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:200],
+                    "stderr_tail": out.stderr[-4000:]}
+        return json.loads(lines[-1])
+
+    import numpy_cnn
 
     (h, w, c), batch = shapes(args.mnist)
-    print(f"# lecture CNN on {h}x{w}x{c}, batch {batch}; {_benchenv.describe()}")
-    nx = worker("neuraxis")
-    res = {"neuraxis": nx, "torch": worker("torch", nx.get("threads", 2))}
-    print("| measure | neuraxis | PyTorch (channels-last) | torch/neuraxis |")
-    print("|---|---|---|---|")
-    for key, title in (("train_step_s", "train step"), ("predict_batch_s", "predict batch")):
-        a, b = res["neuraxis"].get(key), res["torch"].get(key)
-        ratio = f"{b / a:.2f}x" if a and b else "n/a"
-        cell = (lambda r, k: f"{r[k] * 1e3:.1f} ms" if k in r else r.get("error", "n/a"))
-        print(f"| {title} | {cell(res['neuraxis'], key)} | {cell(res['torch'], key)} | {ratio} |")
+    flops = numpy_cnn.step_flops((h, w, c), batch)
+    m = machine()
+    print(f"# lecture CNN on {h}x{w}x{c}; {_benchenv.describe()}")
+    busy = m["loadavg_1min_at_start"] is not None and \
+        m["loadavg_1min_at_start"] > 0.5 * (m["usable_cpus"] or 1)
+    print(f"# machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, load "
+          f"{m['loadavg_1min_at_start']:.2f} at start"
+          + ("  WARNING: the machine is busy, timings will be noisy" if busy else ""))
+    results = {"machine": m,
+               "config": {"input_shape": [h, w, c], "batch": batch, "steps": args.steps,
+                          "repeat": args.repeat, "fit_images": images, "epochs": args.epochs,
+                          "workload": "W6" if args.mnist else "W3"},
+               "env": _benchenv.describe(),
+               "train_step_flops": flops,
+               "predict_batch_flops": numpy_cnn.forward_flops((h, w, c), batch)}
+    threads = None
+    if args.only != "fit":
+        step = {"neuraxis": worker("neuraxis")}
+        threads = step["neuraxis"].get("threads") or len(os.sched_getaffinity(0))
+        step["torch"] = worker("torch", threads)
+        step["numpy"] = worker("numpy", threads)
+        results["step"] = step
+        print(f"\n## one training step / inference batch, batch {batch}; threads {threads}; "
+              f"min over {args.repeat} repeats of the mean of {args.steps} steps")
+        print(step_table(step, flops))
+    if args.only != "step":
+        fit = {"neuraxis-fit": worker("neuraxis-fit")}
+        threads = threads or fit["neuraxis-fit"].get("threads") or len(os.sched_getaffinity(0))
+        for lib in ("keras-torch", "keras-jax"):
+            fit[lib] = worker(lib, threads)
+        results["fit"] = fit
+        print(f"\n## model.fit: {images} images, batch {batch}, {args.epochs} epochs, "
+              f"verbose=0; threads {threads}")
+        print(fit_table(fit))
+        for lib in FIT_KINDS:
+            e = fit[lib].get("epoch_s")
+            if e:
+                print(f"  {TITLES[lib]:<12} epochs: " + ", ".join(f"{t * 1e3:.0f} ms" for t in e))
+    print("\nworkers: " + versions_line(results))
+    if args.json:
+        _benchenv.write_json(args.json, results)
     return 0
 
 
