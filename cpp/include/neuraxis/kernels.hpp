@@ -30,6 +30,9 @@ void bias_act_forward(Activation a, T* z, const T* b, idx n, idx k, bool* nonfin
 // d *= f'(z) expressed through y = f(z); softmax applies its full row Jacobian.
 template <class T>
 void act_backward(Activation a, const T* y, T* d, idx n, idx k);
+// act_backward, and s (k) = the column sums of the result (a bias gradient), in one pass.
+template <class T>
+void act_backward_sums(Activation a, const T* y, T* d, idx n, idx k, T* s);
 
 // ---- dense (dense.cpp) ------------------------------------------------------
 // Y(n,out) = X(n,in) @ W(in,out) + b

@@ -96,6 +96,17 @@ NX_INLINE bool bias_act_loop(Act kind, T al, T* z, const T* b, idx m, idx k, boo
     return seen;
 }
 
+// Rows [0, m) of k values: d *= f'(y), and s[j] += d[i][j] while the row is in L1.
+template <class T>
+NX_INLINE void grad_sum_loop(Act kind, T al, const T* y, T* d, idx m, idx k, T* s) {
+    for (idx i = 0; i < m; ++i) {
+        T* r = d + i * k;
+        grad_loop(kind, al, y + i * k, r, k);
+#pragma omp simd
+        for (idx j = 0; j < k; ++j) s[j] += r[j];
+    }
+}
+
 NX_CLONES void fwd_block(Act kind, float al, float* z, idx n) { fwd_loop(kind, al, z, n); }
 NX_CLONES void fwd_block(Act kind, double al, double* z, idx n) { fwd_loop(kind, al, z, n); }
 NX_CLONES void grad_block(Act kind, float al, const float* y, float* d, idx n) {
@@ -103,6 +114,14 @@ NX_CLONES void grad_block(Act kind, float al, const float* y, float* d, idx n) {
 }
 NX_CLONES void grad_block(Act kind, double al, const double* y, double* d, idx n) {
     grad_loop(kind, al, y, d, n);
+}
+NX_CLONES void grad_sum_block(Act kind, float al, const float* y, float* d, idx m, idx k,
+                              float* s) {
+    grad_sum_loop(kind, al, y, d, m, k, s);
+}
+NX_CLONES void grad_sum_block(Act kind, double al, const double* y, double* d, idx m, idx k,
+                              double* s) {
+    grad_sum_loop(kind, al, y, d, m, k, s);
 }
 NX_CLONES bool bias_act_block(Act kind, float al, float* z, const float* b, idx m, idx k,
                               bool check) {
@@ -160,6 +179,23 @@ void act_backward(Activation a, const T* y, T* d, idx n, idx k) {
     }
 }
 
+// d = dL/dz from dL/dy in place and s = its column sums (the bias gradient),
+// in one pass for the elementwise activations (single-threaded: a layer's rows).
+template <class T>
+void act_backward_sums(Activation a, const T* y, T* d, idx n, idx k, T* s) {
+    if (a.kind == Act::softmax || a.kind == Act::step) {
+        act_backward(a, y, d, n, k);
+        column_sums(d, n, k, 0, k, s);
+        return;
+    }
+    std::fill(s, s + k, T(0));
+    if (a.kind == Act::identity) {
+        column_sums(d, n, k, 0, k, s);
+        return;
+    }
+    grad_sum_block(a.kind, T(a.alpha), y, d, n, k, s);
+}
+
 // z = f(z + b) row by row in one pass (b may be null); optionally reports
 // whether any z + b was NaN/inf (checked before the activation can hide it).
 template <class T>
@@ -180,6 +216,8 @@ void bias_act_forward(Activation a, T* z, const T* b, idx n, idx k, bool* nonfin
     if (nonfinite) *nonfinite = *nonfinite || bad.load();
 }
 
+template void act_backward_sums<float>(Activation, const float*, float*, idx, idx, float*);
+template void act_backward_sums<double>(Activation, const double*, double*, idx, idx, double*);
 template void bias_act_forward<float>(Activation, float*, const float*, idx, idx, bool*);
 template void bias_act_forward<double>(Activation, double*, const double*, idx, idx, bool*);
 template void act_forward<float>(Activation, float*, idx, idx);

@@ -62,9 +62,15 @@ class Conv2D final : public Layer<T> {
     void backward(const Rows& r, const T* const* W, const T* x, const T* y, const std::byte*,
                   T* dy, T* dx, T* const* dW) const override {
         const idx P = g_.OH * g_.OW;
-        if (!r.dz) act_backward(act_, y, dy, r.m * P, g_.F);
+        T* db = bias_ ? dW[1] : nullptr;
+        if (!r.dz && db)  // dz and the bias gradient in one pass
+            act_backward_sums(act_, y, dy, r.m * P, g_.F, db);
+        else if (!r.dz)
+            act_backward(act_, y, dy, r.m * P, g_.F);
+        else if (db)
+            column_sums(dy, r.m * P, g_.F, 0, g_.F, db);
         T* col = reinterpret_cast<T*>(r.work);
-        conv2d_backward(x, r.m, g_, W[0], dy, dx, dW[0], bias_ ? dW[1] : nullptr, col,
+        conv2d_backward(x, r.m, g_, W[0], dy, dx, dW[0], static_cast<T*>(nullptr), col,
                         col + P * k_);
     }
 
