@@ -88,6 +88,9 @@ struct Conv2dGeom {
 Conv2dGeom conv2d_geom(idx H, idx W, idx C, idx KH, idx KW, idx F, idx SH, idx SW, idx DH, idx DW,
                        bool same);
 Conv2dGeom pool2d_geom(idx H, idx W, idx C, idx PH, idx PW, idx SH, idx SW, bool same);
+// A 1-D convolution over (T, C) as the 2-D one with H = 1; padding "valid",
+// "same" or "causal" (left pad (K - 1) * D, out = ceil(T / S), as Keras).
+Conv2dGeom conv1d_geom(idx T, idx C, idx K, idx F, idx S, idx D, const std::string& padding);
 // col (OH*OW, KH*KW*C) of one image
 template <class T>
 void im2col(const T* x, const Conv2dGeom& g, T* col);
@@ -133,6 +136,19 @@ void bn_grad_sums(const T* x, const T* dy, idx n, idx C, const T* mean, const T*
 template <class T>
 void bn_backward_dx(const T* x, const T* dy, idx n, idx C, const T* m, const T* a, const T* p,
                     const T* q, T* dx);
+
+// ---- zero padding, cropping, up-sampling (spatial.cpp), NHWC ------------------
+// y(n, OH, OW, C)[oh][ow] = x(n, H, W, C)[oh - top][ow - left], 0 outside x:
+// zero padding for top, left >= 0, cropping for top, left <= 0. Its backward
+// is the same call from dy back to dx with -top, -left.
+template <class T>
+void pad_crop2d(const T* x, idx n, idx H, idx W, idx C, idx OH, idx OW, idx top, idx left, T* y);
+// nearest neighbour: y(n, H*SH, W*SW, C)[h][w] = x[h / SH][w / SW]
+template <class T>
+void upsample2d_forward(const T* x, idx n, idx H, idx W, idx C, idx SH, idx SW, T* y);
+// dx[h][w] = the sum of dy over the SH x SW block that copied x[h][w]
+template <class T>
+void upsample2d_backward(const T* dy, idx n, idx H, idx W, idx C, idx SH, idx SW, T* dx);
 
 // ---- losses (losses.cpp) ----------------------------------------------------
 enum class Loss {

@@ -129,7 +129,10 @@ std::unique_ptr<Layer<T>> make_dropout(const Config& c, const Shape& in, int ind
 template <class T>
 std::unique_ptr<Layer<T>> make_reshape(const Config& c, const Shape& in);  // flatten, reshape
 template <class T>
-std::unique_ptr<Layer<T>> make_conv(const Config& c, const Shape& in);  // conv2d, *_pool2d
+std::unique_ptr<Layer<T>> make_conv(const Config& c, const Shape& in);  // conv*, *pool*
+template <class T>
+std::unique_ptr<Layer<T>> make_spatial(const Config& c, const Shape& in);  // zero_pad*, crop*,
+                                                                           // upsample*
 template <class T>
 std::unique_ptr<Layer<T>> make_batch_norm(const Config& c, const Shape& in);
 

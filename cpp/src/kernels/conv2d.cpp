@@ -42,6 +42,20 @@ Conv2dGeom conv2d_geom(idx H, idx W, idx C, idx KH, idx KW, idx F, idx SH, idx S
     return g;
 }
 
+Conv2dGeom conv1d_geom(idx T, idx C, idx K, idx F, idx S, idx D, const std::string& padding) {
+    if (T < 1 || K < 1 || D < 1) throw ValueError("conv1d: sizes and dilation must be positive");
+    // causal: the valid convolution of x with (K - 1) * D zeros in front of it
+    const idx left = padding == "causal" ? (K - 1) * D : 0;
+    try {
+        Conv2dGeom g = conv2d_geom(1, T + left, C, 1, K, F, 1, S, 1, D, padding == "same");
+        g.W = T;
+        g.PL += left;
+        return g;
+    } catch (const ValueError& e) {  // the same message, naming this kernel
+        throw ValueError("conv1d" + std::string(e.what()).substr(6));
+    }
+}
+
 // col[(oh, ow)][(kh, kw, c)] = x[oh*SH - PT + kh*DH][ow*SW - PL + kw*DW][c], 0 outside.
 // Without dilation along W, a window row inside the input is one contiguous run of
 // KW*C values: one copy per (kh) instead of one per (kh, kw) (C = 3: 36 bytes).

@@ -37,6 +37,10 @@ const std::pair<const char*, Metric> kMetrics[] = {
 const char* const kOptimizers[] = {"sgd", "adam", "rmsprop"};
 const char* const kLayers[] = {"dense",   "activation", "dropout",   "flatten",
                                "reshape", "conv2d",     "max_pool2d", "avg_pool2d",
+                               // 1-D, global and spatial layers (layers/conv.cpp, spatial.cpp)
+                               "conv1d", "max_pool1d", "avg_pool1d", "global_max_pool",
+                               "global_avg_pool", "zero_pad1d", "zero_pad2d", "crop1d", "crop2d",
+                               "upsample1d", "upsample2d",
                                "batch_norm"};
 
 template <class Table>

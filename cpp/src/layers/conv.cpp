@@ -1,5 +1,7 @@
 // Conv2D: y = f(conv(x, W) + b) on (H, W, C) samples; images of a block are
 // convolved one by one through the thread's im2col scratch (work_bytes).
+// Conv1D is the same layer on (T, C) samples with H = 1 (the same memory), and
+// the 1-D and global pools are Pool2D with H = 1 (global: one window over all).
 #include "neuraxis/layer.hpp"
 
 namespace neuraxis {
@@ -14,38 +16,68 @@ std::pair<idx, idx> pair_of(const Config& c, const std::string& key, idx fallbac
     return {v[0], v[1]};
 }
 
-bool same_padding(const Config& c) {
+idx single(const Config& c, const std::string& key, idx fallback) {
+    if (!c.has(key)) return fallback;
+    const auto v = c.ints(key);
+    if (v.size() != 1) c.fail("'" + key + "' must hold 1 integer");
+    return v[0];
+}
+
+std::string padding_of(const Config& c, bool causal_too) {
     const std::string p = c.text("padding", "valid");
-    if (p != "valid" && p != "same") c.fail("'padding' must be 'valid' or 'same', got '" + p + "'");
-    return p == "same";
+    if (p != "valid" && p != "same" && !(causal_too && p == "causal"))
+        c.fail(std::string("'padding' must be ") +
+               (causal_too ? "'valid', 'same' or 'causal'" : "'valid' or 'same'") + ", got '" +
+               p + "'");
+    return p;
+}
+
+bool same_padding(const Config& c) { return padding_of(c, false) == "same"; }
+
+// A geometry, its ValueError reported as this layer's.
+template <class F>
+Conv2dGeom checked(const Config& c, F&& geom) {
+    try {
+        return geom();
+    } catch (const ValueError& e) {
+        c.fail(e.what());
+    }
 }
 
 template <class T>
 class Conv2D final : public Layer<T> {
   public:
-    Conv2D(const Config& c, const Shape& in) {
+    Conv2D(const Config& c, const Shape& in) : one_d_(c.kind() == "conv1d") {
         const idx F = c.integer("filters");
         if (F < 1) c.fail("'filters' must be a positive integer, got " + std::to_string(F));
-        const auto [kh, kw] = pair_of(c, "kernel_size", 0);
-        const auto [sh, sw] = pair_of(c, "strides", 1);
-        const auto [dh, dw] = pair_of(c, "dilation_rate", 1);
-        const bool same = same_padding(c);
         act_ = parse_activation(c.text("activation", "identity"), c.number("alpha", 0.0));
         bias_ = c.flag("use_bias", true);
         trainable_ = c.flag("trainable", true);
-        if (in.size() != 3)
-            c.fail("needs inputs of shape (height, width, channels), got " + shape_str(in));
-        try {
-            g_ = conv2d_geom(in[0], in[1], in[2], kh, kw, F, sh, sw, dh, dw, same);
-        } catch (const ValueError& e) {
-            c.fail(e.what());
+        if (one_d_) {
+            const idx k = single(c, "kernel_size", 0), s = single(c, "strides", 1);
+            const idx d = single(c, "dilation_rate", 1);
+            const std::string padding = padding_of(c, true);
+            if (in.size() != 2)
+                c.fail("needs inputs of shape (steps, channels), got " + shape_str(in));
+            g_ = checked(c, [&] { return conv1d_geom(in[0], in[1], k, F, s, d, padding); });
+        } else {
+            const auto [kh, kw] = pair_of(c, "kernel_size", 0);
+            const auto [sh, sw] = pair_of(c, "strides", 1);
+            const auto [dh, dw] = pair_of(c, "dilation_rate", 1);
+            const bool same = same_padding(c);
+            if (in.size() != 3)
+                c.fail("needs inputs of shape (height, width, channels), got " + shape_str(in));
+            g_ = checked(c, [&] {
+                return conv2d_geom(in[0], in[1], in[2], kh, kw, F, sh, sw, dh, dw, same);
+            });
         }
         this->in_ = in;
-        this->out_ = {g_.OH, g_.OW, F};
+        this->out_ = one_d_ ? Shape{g_.OW, F} : Shape{g_.OH, g_.OW, F};
         k_ = g_.KH * g_.KW * g_.C;
     }
     std::vector<ParamSpec> params() const override {
-        std::vector<ParamSpec> p{{{g_.KH, g_.KW, g_.C, g_.F}, true, trainable_}};
+        const Shape kernel = one_d_ ? Shape{g_.KW, g_.C, g_.F} : Shape{g_.KH, g_.KW, g_.C, g_.F};
+        std::vector<ParamSpec> p{{kernel, true, trainable_}};
         if (bias_) p.push_back({{g_.F}, false, trainable_});
         return p;
     }
@@ -75,6 +107,7 @@ class Conv2D final : public Layer<T> {
     }
 
   private:
+    bool one_d_;
     Conv2dGeom g_{};
     idx k_ = 0;
     Activation act_;
@@ -82,23 +115,44 @@ class Conv2D final : public Layer<T> {
 };
 
 // MaxPooling2D / AveragePooling2D: the window's max (arg-max kept per row for
-// backward) or the mean of its positions inside the input.
+// backward) or the mean of its positions inside the input. The 1-D pools run
+// with H = 1; the global pools with one window over every position: (P, C)
+// with P = the product of all but the last axis.
 template <class T>
 class Pool2D final : public Layer<T> {
   public:
-    Pool2D(const Config& c, const Shape& in) : max_(c.kind() == "max_pool2d") {
-        const auto [ph, pw] = pair_of(c, "pool_size", 2);
-        const auto [sh, sw] = c.has("strides") ? pair_of(c, "strides", 1) : std::pair{ph, pw};
-        const bool same = same_padding(c);
-        if (in.size() != 3)
-            c.fail("needs inputs of shape (height, width, channels), got " + shape_str(in));
-        try {
-            g_ = pool2d_geom(in[0], in[1], in[2], ph, pw, sh, sw, same);
-        } catch (const ValueError& e) {
-            c.fail(e.what());
-        }
+    Pool2D(const Config& c, const Shape& in)
+        : max_(c.kind() == "max_pool2d" || c.kind() == "max_pool1d" ||
+               c.kind() == "global_max_pool") {
+        const std::string kind = c.kind();
         this->in_ = in;
-        this->out_ = {g_.OH, g_.OW, g_.C};
+        if (kind == "global_max_pool" || kind == "global_avg_pool") {
+            const bool keepdims = c.flag("keepdims", false);
+            if (in.size() < 2)
+                c.fail("needs inputs of shape (..., channels), got " + shape_str(in));
+            const idx C = in.back(), P = numel(in) / C;
+            g_ = checked(c, [&] { return pool2d_geom(1, P, C, 1, P, 1, P, false); });
+            this->out_ = keepdims ? Shape(in.size(), 1) : Shape{C};
+            this->out_.back() = C;
+        } else if (kind == "max_pool1d" || kind == "avg_pool1d") {
+            const idx p = single(c, "pool_size", 2);
+            const idx s = single(c, "strides", p);
+            const bool same = same_padding(c);
+            if (in.size() != 2)
+                c.fail("needs inputs of shape (steps, channels), got " + shape_str(in));
+            g_ = checked(c, [&] { return pool2d_geom(1, in[0], in[1], 1, p, 1, s, same); });
+            this->out_ = {g_.OW, g_.C};
+        } else {
+            const auto [ph, pw] = pair_of(c, "pool_size", 2);
+            const auto [sh, sw] = c.has("strides") ? pair_of(c, "strides", 1) : std::pair{ph, pw};
+            const bool same = same_padding(c);
+            if (in.size() != 3)
+                c.fail("needs inputs of shape (height, width, channels), got " + shape_str(in));
+            g_ = checked(c, [&] {
+                return pool2d_geom(in[0], in[1], in[2], ph, pw, sh, sw, same);
+            });
+            this->out_ = {g_.OH, g_.OW, g_.C};
+        }
     }
     idx saved_bytes_per_row() const override {
         return max_ ? this->out_size() * idx(sizeof(std::int32_t)) : 0;
@@ -132,7 +186,7 @@ class Pool2D final : public Layer<T> {
 
 template <class T>
 std::unique_ptr<Layer<T>> make_conv(const Config& c, const Shape& in) {
-    if (c.kind() == "conv2d") return std::make_unique<Conv2D<T>>(c, in);
+    if (c.kind() == "conv2d" || c.kind() == "conv1d") return std::make_unique<Conv2D<T>>(c, in);
     return std::make_unique<Pool2D<T>>(c, in);
 }
 template std::unique_ptr<Layer<float>> make_conv(const Config&, const Shape&);

@@ -32,6 +32,12 @@ std::unique_ptr<Layer<T>> make_layer(const Config& c, const Shape& in, int index
         layer = make_conv<T>(c, in);
     else if (kind == "batch_norm")
         layer = make_batch_norm<T>(c, in);
+    else if (kind == "conv1d" || kind == "max_pool1d" || kind == "avg_pool1d" ||
+             kind == "global_max_pool" || kind == "global_avg_pool")
+        layer = make_conv<T>(c, in);
+    else if (kind == "zero_pad1d" || kind == "zero_pad2d" || kind == "crop1d" ||
+             kind == "crop2d" || kind == "upsample1d" || kind == "upsample2d")
+        layer = make_spatial<T>(c, in);
     else
         c.fail("unknown layer kind '" + kind + "'; expected one of " +
                join_names(names_of("layers")));

@@ -9,19 +9,36 @@ Example
 """
 from ._base import Layer
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
-from .convolutional import Conv2D
+from .convolutional import Conv1D, Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
 from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
+                      GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D,
+                      GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D,
+                      GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from .reshaping import (Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D,
+                        ZeroPadding2D)
 
 _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Dropout, Flatten, Reshape, Activation,
                                     ReLU, LeakyReLU, ELU, Softmax, Conv2D, MaxPooling2D,
                                     AveragePooling2D, BatchNormalization)}
 _CLASSES.update(MaxPool2D=MaxPool2D, AvgPool2D=AvgPool2D)  # Keras's aliases, same classes
+_EXTRA = (Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D, GlobalAveragePooling2D,
+          GlobalMaxPooling1D, GlobalMaxPooling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
+          Cropping2D, UpSampling1D, UpSampling2D)
+_CLASSES.update({c.__name__: c for c in _EXTRA})
+_CLASSES.update(MaxPool1D=MaxPool1D, AvgPool1D=AvgPool1D, GlobalAvgPool1D=GlobalAvgPool1D,
+                GlobalAvgPool2D=GlobalAvgPool2D, GlobalMaxPool1D=GlobalMaxPool1D,
+                GlobalMaxPool2D=GlobalMaxPool2D)
 
 __all__ = ["Layer", "Input", "InputLayer", "Dense", "Dropout", "Flatten", "Reshape", "Activation",
            "ReLU", "LeakyReLU", "ELU", "Softmax", "Conv2D", "MaxPooling2D", "MaxPool2D",
            "AveragePooling2D", "AvgPool2D", "BatchNormalization", "serialize", "deserialize"]
+__all__ += ["Conv1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D",
+            "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalAveragePooling2D",
+            "GlobalAvgPool2D", "GlobalMaxPooling1D", "GlobalMaxPool1D", "GlobalMaxPooling2D",
+            "GlobalMaxPool2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
+            "UpSampling1D", "UpSampling2D"]
 
 
 def serialize(layer):
