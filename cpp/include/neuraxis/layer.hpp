@@ -71,6 +71,12 @@ class Layer {
     virtual void end_batch(T* const* /*W*/, const double* const* /*parts*/, int /*nparts*/) const {}
     // The activation this layer applies last, that a loss may fuse with.
     virtual const Activation* output_activation() const { return nullptr; }
+    // Take over the derivative of the activation `a` that the layer before applied
+    // last: when true, backward() hands back dL/dz of that layer (which is then
+    // told Rows::dz) instead of dL/dy. Max pooling can, for an elementwise a: each
+    // gradient goes to one input, whose f'(z) is a function of the pooled output,
+    // so the derivative is taken on the pooled (smaller) tensor.
+    virtual bool absorb_input_activation(const Activation& /*a*/) { return false; }
 
     // y = layer(x) for r.m rows; W: this layer's parameters in params() order;
     // saved: saved_bytes_per_row() per row, or null when no backward follows (predict).

@@ -146,6 +146,7 @@ class Network {
     int lowest_trained_ = 0;   // layers below this one need no backward
     int first_compute_ = 0;    // first layer that does not alias its input
     int fused_layer_ = -1;     // the layer whose activation the loss is fused with, or -1
+    std::vector<char> dz_from_next_;  // per layer: the next layer hands it dL/dz (absorbed)
     int sliced_first_ = -1;    // the first layer, when training runs its forward by slices
     double cost_per_row_ = 0;  // forward multiply-adds per row (the threading rule's input)
     idx capacity_ = 0, work_bytes_ = 0;

@@ -82,6 +82,16 @@ Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
         if (first.forward_by_slice() && p0 < pfirst_[first_compute_ + 1] && sliced_[p0])
             sliced_first_ = first_compute_;
     }
+    // A layer right after a computing one may take over its activation's derivative.
+    dz_from_next_.assign(L, 0);
+    for (int l = 1; l < L; ++l) {
+        const Layer<T>& below = *layers_[l - 1];
+        const Activation* a = below.output_activation();
+        if (below.aliases_input() || !a || a->kind == Act::identity || a->kind == Act::softmax ||
+            a->kind == Act::step)
+            continue;
+        if (layers_[l]->absorb_input_activation(*a)) dz_from_next_[l - 1] = 1;
+    }
     const int out = owner_[L - 1];
     const Activation* act = layers_[out]->output_activation();
     const Act want = loss_output_activation(loss_);
@@ -318,7 +328,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
         const Layer<T>& la = *layers_[l];
         if (la.aliases_input()) continue;  // its delta is its input's
         Rows rb = r;
-        rb.dz = l == fused_layer_;
+        rb.dz = l == fused_layer_ || dz_from_next_[l];
         rb.sync = sc.sync[l].parts ? &sc.sync[l] : nullptr;
         T* dx = l > lowest_trained_ ? sc.deltas[l - 1] : nullptr;
         la.backward(rb, params.data() + pfirst_[l], l ? sc.outs[l - 1] : x, sc.outs[l],

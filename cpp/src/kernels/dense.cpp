@@ -4,6 +4,7 @@
 
 #include "neuraxis/blas.hpp"
 #include "neuraxis/kernels.hpp"
+#include "neuraxis/simd.hpp"
 
 namespace neuraxis {
 
@@ -88,13 +89,29 @@ void sum_parts(const T* const* parts, int nparts, idx len, T* y) {
     }
 }
 
+// Rows added in order (as NumPy's sum over axis 0), columns in SIMD lanes.
+namespace {
 template <class T>
-void column_sums(const T* Y, idx n, idx k, idx j0, idx j1, T* s) {
+NX_INLINE void column_sums_loop(const T* __restrict Y, idx n, idx k, idx j0, idx j1,
+                                T* __restrict s) {
     std::fill(s, s + (j1 - j0), T(0));
     for (idx i = 0; i < n; ++i) {
-        const T* r = Y + i * k;
-        for (idx j = j0; j < j1; ++j) s[j - j0] += r[j];
+        const T* __restrict r = Y + i * k + j0;
+#pragma omp simd
+        for (idx j = 0; j < j1 - j0; ++j) s[j] += r[j];
     }
+}
+NX_CLONES void column_sums_block(const float* Y, idx n, idx k, idx j0, idx j1, float* s) {
+    column_sums_loop(Y, n, k, j0, j1, s);
+}
+NX_CLONES void column_sums_block(const double* Y, idx n, idx k, idx j0, idx j1, double* s) {
+    column_sums_loop(Y, n, k, j0, j1, s);
+}
+}  // namespace
+
+template <class T>
+void column_sums(const T* Y, idx n, idx k, idx j0, idx j1, T* s) {
+    column_sums_block(Y, n, k, j0, j1, s);
 }
 
 // Y = f(X @ W + b) (+ NaN/inf report): the GEMM, then bias, probe and

@@ -168,9 +168,18 @@ class Pool2D final : public Layer<T> {
         else
             avg_pool2d_forward(x, r.m, g_, y);
     }
-    void backward(const Rows& r, const T* const*, const T*, const T*, const std::byte* saved,
+    bool absorb_input_activation(const Activation& a) override {
+        if (!max_) return false;  // an average spreads the gradient over the window
+        input_act_ = a;
+        absorbed_ = true;
+        return true;
+    }
+
+    void backward(const Rows& r, const T* const*, const T*, const T* y, const std::byte* saved,
                   T* dy, T* dx, T* const*) const override {
         if (!dx) return;
+        // y = f(z) at the arg-max: f'(z) there from the pooled y (dy is scratch)
+        if (absorbed_) act_backward(input_act_, y, dy, r.m * this->out_size() / g_.C, g_.C);
         if (max_)
             max_pool2d_backward(dy, r.m, g_, reinterpret_cast<const std::int32_t*>(saved), dx);
         else
@@ -179,6 +188,8 @@ class Pool2D final : public Layer<T> {
 
   private:
     bool max_;
+    bool absorbed_ = false;  // backward also applies the input's activation derivative
+    Activation input_act_{};
     Conv2dGeom g_{};
 };
 
