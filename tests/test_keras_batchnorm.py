@@ -66,6 +66,19 @@ def test_summary_counts_the_moving_statistics_as_non_trainable(capsys):
     assert " Non-trainable params: 8 (32.00 B)" in text
 
 
+def test_the_optimizer_has_no_slots_for_the_moving_statistics(capsys,
+                                                                rng=np.random.default_rng(8)):
+    model = cnn()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    X, Y = data(rng, (8, 8, 2), n=32)
+    model.fit(X, Y, epochs=1, verbose=0)
+    model.summary()
+    text = capsys.readouterr().out
+    # Adam: m and v per trainable weight, plus its iterations and learning rate (as Keras)
+    assert f" Optimizer params: {2 * 195 + 2:,} " in text
+    assert f" Total params: {203 + 2 * 195 + 2:,} " in text
+
+
 def test_config_defaults_and_round_trip():
     bn = BatchNormalization(name="bn")
     config = bn.get_config()

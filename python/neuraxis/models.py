@@ -338,7 +338,7 @@ class Sequential:
         """One optimizer step on (x, y) as a single batch; returns the running metrics."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, class_weight, "train_on_batch")
         net, params = specs.network(self, plan.engine_loss)
-        self.optimizer.build(params)
+        self.optimizer.build(params, trainable=net.param_trainable)
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
         res = trainer.train_chunk(self, net, params, X, plan.Y, sw, None, len(X), 0, 1,

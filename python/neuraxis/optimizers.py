@@ -40,6 +40,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.iterations = 0
         self._m, self._v = [], []
+        self._trainable = None  # per slot: counted in `variables` (build's `trainable`)
         self.built = False
 
     @property
@@ -58,9 +59,15 @@ class Optimizer:
             raise ValueError(f"learning_rate must be a finite number >= 0, got {value}")
         self._learning_rate = value
 
-    def build(self, params):
-        """Create zeroed slots shaped like `params` (keeps them if the shapes already match)."""
+    def build(self, params, trainable=None):
+        """Create zeroed slots shaped like `params` (keeps them if the shapes already match).
+
+        `trainable` (one flag per param) says which slots Keras would have: the engine keeps
+        a slot per param, but a frozen one (BatchNormalization's moving statistics, a
+        layer with trainable=False) is never touched and not counted in `variables`."""
         shapes = [p.shape for p in params]
+        self._trainable = [True] * len(params) if trainable is None else [bool(t) for t in
+                                                                         trainable]
         if self.built and [a.shape for a in self._m] == shapes:
             return
         self._m = [np.zeros(s, np.float32) for s in shapes]
@@ -71,8 +78,10 @@ class Optimizer:
     @property
     def variables(self):
         """iterations, learning rate and the slots, as Keras counts them in `summary()`."""
+        mask = getattr(self, "_trainable", None) or [True] * len(self._m)  # old pickles
         return [np.array(self.iterations, np.int32), np.array(self.learning_rate, np.float32)] \
-            + [a for a in self._m if self._uses_m()] + list(self._v)
+            + [a for a, t in zip(self._m, mask) if t and self._uses_m()] \
+            + [a for a, t in zip(self._v, mask) if t]
 
     def _uses_m(self):
         return True

@@ -211,7 +211,8 @@ def _restore_compile(model, cc, state, ar, compile_model):
         raise ValueError(f"invalid optimizer iterations {it!r}")
     opt = model.optimizer
     params = model.weights
-    opt.build(params)
+    trainable = {id(w) for w in model.trainable_weights}
+    opt.build(params, trainable=[id(w) in trainable for w in params])
     if state.get("m") != len(opt._m) or state.get("v") != len(opt._v):
         raise ValueError("optimizer state does not match the optimizer in the config")
     for i, a in enumerate(opt._m):

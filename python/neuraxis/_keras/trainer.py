@@ -263,7 +263,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if val is not None:
         Xv, vplan, swv = prepare(model, val[0], val[1], val[2])
     net, params = network(model, plan.engine_loss)
-    model.optimizer.build(params)
+    model.optimizer.build(params, trainable=net.param_trainable)
     steps = math.ceil(len(X) / bs)
     cbs = callback_list(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
                         verbose=given_verbose, epochs=epochs, steps=steps)
