@@ -149,6 +149,11 @@ class Network {
     std::vector<char> dz_from_next_;  // per layer: the next layer hands it dL/dz (absorbed)
     int sliced_first_ = -1;    // the first layer, when training runs its forward by slices
     double cost_per_row_ = 0;  // forward multiply-adds per row (the threading rule's input)
+    // Outputs of more than one axis per sample, e.g. (steps, classes): Keras reduces its
+    // losses and metrics over the last axis first, then averages over the positions.
+    idx group_ = 1;           // the output's last axis
+    double loss_norm_ = 1.0;  // 1 / positions for losses that sum over the last axis
+    double metric_value(const MetricSpec& m, const T* P, const T* Y, const T* sw, idx n) const;
     idx capacity_ = 0, work_bytes_ = 0;
     std::vector<std::vector<T>> acts_, deltas_, grads_;
     std::vector<std::vector<std::byte>> saved_, work_;         // work_: per thread

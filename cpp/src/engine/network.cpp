@@ -102,6 +102,30 @@ Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
         throw ValueError("the output activation does not match the loss");
     grads_.resize(psize_.size());
     for (std::size_t p = 0; p < psize_.size(); ++p) grads_[p].resize(psize_[p]);
+    group_ = output_shape().back();
+    const idx positions = n_out() / group_;
+    // categorical cross-entropy sums over the classes (the last axis): per position,
+    // then the mean over positions. The other losses average every output already.
+    if (loss_ == Loss::categorical_crossentropy && positions > 1)
+        loss_norm_ = 1.0 / double(positions);
+}
+
+// sum_i w_i * metric_i over n rows; a metric over classes (accuracy) is taken per
+// position of the last axis and averaged over the row's positions.
+template <class T>
+double Network<T>::metric_value(const MetricSpec& m, const T* P, const T* Y, const T* sw,
+                                idx n) const {
+    const idx k = n_out(), positions = k / group_;
+    const T* w = m.weighted ? sw : nullptr;
+    if (m.metric != Metric::categorical_accuracy || positions == 1)
+        return metric_sum(m.metric, P, Y, w, n, k);
+    if (!w) return metric_sum(m.metric, P, Y, static_cast<const T*>(nullptr), n * positions,
+                              group_) / double(positions);
+    double s = 0.0;
+    for (idx i = 0; i < n; ++i)
+        s += double(w[i]) * metric_sum(m.metric, P + i * k, Y + i * k,
+                                       static_cast<const T*>(nullptr), positions, group_);
+    return s / double(positions);
 }
 
 // The threading rule's input: rows of `passes` x the forward cost each
@@ -311,19 +335,18 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     const T* y = b.Y + r0 * k;
     const T* sw = b.sw ? b.sw + r0 : nullptr;
     const double w = weight_sum(sw, mr);
-    const double wl = w > 0 ? loss_value(loss_, P, y, sw, mr, k) * w : 0.0;
+    const double wl = w > 0 ? loss_value(loss_, P, y, sw, mr, k) * w * loss_norm_ : 0.0;
     if (metrics)
         for (std::size_t j = 0; j < metrics->size(); ++j)
-            met[j] += metric_sum((*metrics)[j].metric, P, y, (*metrics)[j].weighted ? sw : nullptr,
-                                 mr, k);
+            met[j] += metric_value((*metrics)[j], P, y, sw, mr);
     if (lowest_trained_ >= L) return wl;  // nothing to train
 
     // The loss's gradient: dL/dz of the fused layer, or dL/dP for the general chain.
     T* dP = sc.deltas[L - 1];
     if (fused_layer_ >= 0)
-        loss_delta(loss_, P, y, sw, mr, k, scale, dP);
+        loss_delta(loss_, P, y, sw, mr, k, scale * loss_norm_, dP);
     else
-        loss_grad_output(loss_, P, y, sw, mr, k, scale, dP);
+        loss_grad_output(loss_, P, y, sw, mr, k, scale * loss_norm_, dP);
     for (int l = L - 1; l >= lowest_trained_; --l) {
         const Layer<T>& la = *layers_[l];
         if (la.aliases_input()) continue;  // its delta is its input's
@@ -557,15 +580,14 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d
         const T* yb = d.Y + start * k;
         const T* swb = d.sw ? d.sw + start : nullptr;
         const double w = weight_sum(swb, m);
-        const double lsum = loss_value(loss_, P.data(), yb, swb, m, k) * w;
+        const double lsum = loss_value(loss_, P.data(), yb, swb, m, k) * w * loss_norm_;
         const double bl = reduction_ == Reduction::weights ? (w > 0 ? lsum / w : 0.0)
                                                            : lsum / double(m);
         tot.loss_sum += bl * double(m);
         tot.rows += m;
         tot.weight_sum += w;
         for (std::size_t j = 0; j < metrics.size(); ++j)
-            tot.metric_sums[j] += metric_sum(metrics[j].metric, P.data(), yb,
-                                             metrics[j].weighted ? swb : nullptr, m, k);
+            tot.metric_sums[j] += metric_value(metrics[j], P.data(), yb, swb, m);
     }
     return tot;
 }

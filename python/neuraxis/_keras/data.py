@@ -52,7 +52,9 @@ def targets(y, loss, kind, out_shape, n):
     """y as the engine's float32 (n, k) target for `loss` (one-hot for the sparse loss).
 
     `kind` is the loss's family, as the model resolved it: 'sparse' (sparse categorical
-    crossentropy), 'categorical', 'binary' or None (a regression loss).
+    crossentropy), 'categorical', 'binary' or None (a regression loss). The classes are
+    the output's last axis; an output of more axes, e.g. (steps, classes), has one
+    target per position (sparse: labels of shape (n, steps)).
 
     Integer labels given to categorical_crossentropy, one-hot rows given to the sparse loss,
     labels outside [0, 1] for binary_crossentropy and shape mismatches are refused.
@@ -61,36 +63,42 @@ def targets(y, loss, kind, out_shape, n):
     check_cardinality(n, len(a), "y")
     k = math.prod(out_shape[1:])
     out_tail = tuple(out_shape[1:])
+    classes, positions_tail = out_tail[-1], out_tail[:-1]
     if not np.isfinite(a).all():
         raise ValueError("Targets y contain NaN or infinity.")
     lname = getattr(loss, "name", str(loss))
+    flat = len(out_tail) == 1
+    labels_shape = "(n,)" if flat else f"(n, {', '.join(map(str, positions_tail))})"
     if kind == "sparse":
-        if a.ndim == 2 and a.shape[1] == k and k > 1:
+        if tuple(a.shape[1:]) == out_tail and classes > 1:
             raise ValueError(
-                f"sparse_categorical_crossentropy expects integer class indices of shape (n,) "
-                f"but y has shape {a.shape}, which looks one-hot encoded. Use "
-                "loss='categorical_crossentropy' for one-hot targets, or pass y.argmax(axis=1).")
-        if not (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)):
-            raise ValueError("sparse_categorical_crossentropy expects integer class indices of "
-                             f"shape (n,) or (n, 1), got y of shape {a.shape}")
+                f"sparse_categorical_crossentropy expects integer class indices of shape "
+                f"{labels_shape} but y has shape {a.shape}, which looks one-hot encoded. Use "
+                "loss='categorical_crossentropy' for one-hot targets, or pass "
+                "y.argmax(axis=-1).")
+        if tuple(a.shape[1:]) not in (positions_tail, positions_tail + (1,)):
+            raise ValueError(f"sparse_categorical_crossentropy expects integer class indices of "
+                             f"shape {labels_shape} (or with a trailing 1) for a model with "
+                             f"outputs {tuple(out_shape)}, got y of shape {a.shape}")
         labels = a.reshape(-1)
         if a.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
             raise ValueError("sparse_categorical_crossentropy expects integer class indices, but "
                              "y has fractional values")
-        if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"sparse_categorical_crossentropy: class indices must be in "
-                             f"[0, {k}) for a model with {k} outputs, got values in "
+                             f"[0, {classes}) for a model with {classes} outputs, got values in "
                              f"[{labels.min()}, {labels.max()}]")
-        return np.eye(k, dtype=np.float32)[labels.astype(np.int64)]
+        return np.eye(classes, dtype=np.float32)[labels.astype(np.int64)].reshape(n, k)
     if kind == "categorical":
-        if k > 1 and (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)):
+        if classes > 1 and tuple(a.shape[1:]) in (positions_tail, positions_tail + (1,)):
             raise ValueError(
-                f"categorical_crossentropy expects one-hot targets of shape (n, {k}), but y has "
-                f"shape {a.shape} (integer class labels?). Use "
-                "loss='sparse_categorical_crossentropy' for integer labels, or one-hot encode "
-                "them first.")
-    elif a.ndim == 1 and out_tail == (1,):
-        a = a[:, None]  # Keras expands (n,) to the model's (n, 1)
+                f"categorical_crossentropy expects one-hot targets of shape "
+                f"(n, {', '.join(map(str, out_tail))}), but y has shape {a.shape} (integer "
+                "class labels?). "
+                "Use loss='sparse_categorical_crossentropy' for integer labels, or one-hot "
+                "encode them first.")
+    elif classes == 1 and tuple(a.shape[1:]) == positions_tail:
+        a = a[..., None]  # Keras expands (n,) to the model's (n, 1), (n, T) to (n, T, 1)
     if tuple(a.shape[1:]) != out_tail:
         raise ValueError(f"{lname}: targets y of shape {a.shape} do not match the model's output "
                          f"shape {tuple(out_shape)}")
@@ -103,7 +111,7 @@ def targets(y, loss, kind, out_shape, n):
         if kind == "binary":
             Y = Y * (1 - smoothing) + 0.5 * smoothing
         else:
-            Y = Y * (1 - smoothing) + smoothing / k
+            Y = Y * (1 - smoothing) + smoothing / classes
         Y = Y.astype(np.float32)
     return Y
 

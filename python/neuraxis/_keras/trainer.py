@@ -99,13 +99,10 @@ def prepare(model, x, y, sample_weight=None, class_weight=None, what="fit"):
         raise ValueError(f"`{what}` needs targets: pass y")
     if model._loss is None:
         raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
-    if len(model.output_shape) > 2:
-        # Keras reduces such losses and metrics per step first (e.g. cross-entropy over the
-        # last axis, then the mean over steps); the engine's losses see one vector per row.
-        raise NotImplementedError(
-            f"`{what}` on outputs with more than one axis per sample (output shape "
-            f"{model.output_shape}) is not supported yet; add a Flatten() (or a Dense on "
-            "flat inputs) before the output. `predict` works on such models.")
+    if class_weight is not None and len(model.output_shape) > 2:
+        raise ValueError("`class_weight` is only supported for outputs of one axis per sample "
+                         f"(the model's output shape is {model.output_shape}); pass "
+                         "sample_weight instead")
     n = len(x)
     plan = Plan(model, y, n)
     sw = data.sample_weights(sample_weight, class_weight, y, n)
