@@ -141,5 +141,8 @@ std::unique_ptr<Layer<T>> make_spatial(const Config& c, const Shape& in);  // ze
                                                                            // upsample*
 template <class T>
 std::unique_ptr<Layer<T>> make_batch_norm(const Config& c, const Shape& in);
+template <class T>
+std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in);  // simple_rnn, lstm,
+                                                                             // gru
 
 }  // namespace neuraxis
