@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "neuraxis/blas.hpp"
+#include "neuraxis/fastmath.hpp"
 #include "neuraxis/layer.hpp"
 #include "neuraxis/simd.hpp"
 
@@ -24,12 +25,12 @@ namespace {
 
 enum class Cell { rnn, lstm, gru };
 
+// float32: the vectorizable approximations of fastmath.hpp (~2 ulp); float64: libm
 template <class T>
 NX_INLINE T act_f(Act k, T v) {
     switch (k) {
-        case Act::logistic: return v >= T(0) ? T(1) / (T(1) + std::exp(-v))
-                                             : std::exp(v) / (T(1) + std::exp(v));
-        case Act::tanh: return std::tanh(v);
+        case Act::logistic: return fast::sigmoid(v);
+        case Act::tanh: return fast::tanh(v);
         case Act::relu: return v > T(0) ? v : T(0);
         default: return v;  // identity
     }
@@ -44,6 +45,26 @@ NX_INLINE T act_d(Act k, T y) {
         default: return T(1);
     }
 }
+
+// An activation as the cell loops use it: f(z) and f'(z) through y = f(z). The
+// common tanh / sigmoid pair gets its own types, so the loops over units have no
+// switch in them and vectorize.
+template <class T>
+struct TanhAct {
+    NX_INLINE T f(T v) const { return fast::tanh(v); }
+    NX_INLINE T d(T y) const { return T(1) - y * y; }
+};
+template <class T>
+struct SigmoidAct {
+    NX_INLINE T f(T v) const { return fast::sigmoid(v); }
+    NX_INLINE T d(T y) const { return y * (T(1) - y); }
+};
+template <class T>
+struct AnyAct {
+    Act k;
+    NX_INLINE T f(T v) const { return act_f(k, v); }
+    NX_INLINE T d(T y) const { return act_d(k, y); }
+};
 
 Act cell_activation(const Config& c, const std::string& key, const char* fallback) {
     const std::string name = c.text(key, fallback);
@@ -110,6 +131,7 @@ class Recurrent final : public Layer<T> {
         T* H = Z + m * T_ * G_;       // (m, T, u): h_{s-1} at step s's position
         T* E = H + m * T_ * u_;       // (m, T, u): c_{s-1}, or the GRU candidate term
         T* R = reinterpret_cast<T*>(r.work) + (saved ? 0 : m * state_per_row());  // (m, G)
+        T* L = R + m * G_;  // (m, 2u): the last step's h and c (fits: work_bytes)
         const T* Wk = W[0];
         const T* U = W[1];
         const T* b = bias_ ? W[2] : nullptr;
@@ -150,25 +172,27 @@ class Recurrent final : public Layer<T> {
                       Zt, int(ldz));
             }
             const idx tn = s + 1 < T_ ? (back_ ? t - 1 : t + 1) : -1;  // where h_s is read next
-            for (idx i = 0; i < m; ++i) {
-                T* z = Zt + i * ldz;
-                const T* hp = Ht + i * ldh;
-                T* e = Et + i * ldh;
-                T* hn = tn >= 0 ? H + i * ldh + tn * u_ : nullptr;
-                T* en = tn >= 0 ? E + i * ldh + tn * u_ : nullptr;
-                T* out = seq_ ? y + i * T_ * u_ + s * u_ : (s + 1 == T_ ? y + i * u_ : nullptr);
-                step_forward(z, hp, e, R + i * G_, b, hn, en, out);
-            }
+            // the last step's h and c go to scratch (L, after R in the work area)
+            auto next = [&](T* buf, idx i, idx off) {
+                return tn >= 0 ? buf + i * ldh + tn * u_ : L + i * 2 * u_ + off;
+            };
+            auto out_of = [&](idx i) -> T* {
+                return seq_ ? y + i * T_ * u_ + s * u_ : (s + 1 == T_ ? y + i * u_ : nullptr);
+            };
+            with_acts([&](auto fa, auto fr) {
+                for (idx i = 0; i < m; ++i)
+                    step_forward(fa, fr, Zt + i * ldz, Ht + i * ldh, Et + i * ldh,
+                                 R + i * G_, b, next(H, i, 0), next(E, i, u_), out_of(i));
+            });
             if (cell_ == Cell::gru && !reset_after_) {
                 // candidate: x_h + (r * h_{s-1}) U_h, then the cell (hn / out) for every row
                 if (s > 0)
                     gemm1(false, false, int(m), int(u_), int(u_), T(1), Et, int(ldh), U + 2 * u_,
                           int(G_), T(1), Zt + 2 * u_, int(ldz));
-                for (idx i = 0; i < m; ++i) {
-                    T* hn = tn >= 0 ? H + i * ldh + tn * u_ : nullptr;
-                    T* out = seq_ ? y + i * T_ * u_ + s * u_ : (s + 1 == T_ ? y + i * u_ : nullptr);
-                    gru_finish(Zt + i * ldz, Ht + i * ldh, hn, out);
-                }
+                with_acts([&](auto fa, auto) {
+                    for (idx i = 0; i < m; ++i)
+                        gru_finish(fa, Zt + i * ldz, Ht + i * ldh, next(H, i, 0), out_of(i));
+                });
             }
         }
     }
@@ -189,15 +213,18 @@ class Recurrent final : public Layer<T> {
         std::fill(dh, dh + 2 * m * u_, T(0));
         for (idx s = T_ - 1; s >= 0; --s) {
             const idx t = back_ ? T_ - 1 - s : s;
-            for (idx i = 0; i < m; ++i) {
-                T* d = dh + i * u_;
-                const T* g = seq_ ? dy + i * T_ * u_ + s * u_ : (s + 1 == T_ ? dy + i * u_ : nullptr);
-                if (g)
-                    for (idx j = 0; j < u_; ++j) d[j] += g[j];
-                step_backward(Z + i * ldz + t * G_, H + i * ldh + t * u_, E + i * ldh + t * u_, d,
-                              dc + i * u_, DZ + i * ldz + t * G_, DR + i * ldz + t * G_,
-                              tmp + i * u_, W);
-            }
+            with_acts([&](auto fa, auto fr) {
+                for (idx i = 0; i < m; ++i) {
+                    T* d = dh + i * u_;
+                    const T* g = seq_ ? dy + i * T_ * u_ + s * u_
+                                      : (s + 1 == T_ ? dy + i * u_ : nullptr);
+                    if (g)
+                        for (idx j = 0; j < u_; ++j) d[j] += g[j];
+                    step_backward(fa, fr, Z + i * ldz + t * G_, H + i * ldh + t * u_,
+                                  E + i * ldh + t * u_, d, dc + i * u_, DZ + i * ldz + t * G_,
+                                  DR + i * ldz + t * G_, tmp + i * u_, W);
+                }
+            });
             if (s == 0) break;
             // dh_{s-1} = (the direct part left in dh) + DR_s U^T
             if (cell_ == Cell::gru && !reset_after_) {
@@ -236,154 +263,174 @@ class Recurrent final : public Layer<T> {
   private:
     idx state_per_row() const { return T_ * (G_ + u_ + E_); }
 
-    // One row, one step: z (G) holds x W + b (+ h U for rnn/lstm/gru reset_before's z, r);
-    // activates the gates in place, writes h_s to hn (next step's h_{s-1}) and out.
-    NX_INLINE void step_forward(T* z, const T* hp, T* e, const T* rrow, const T* b, T* hn,
-                                T* en, T* out) const {
+    // body(fa, fr) with the cell's activation and recurrent activation as functors
+    template <class Body>
+    NX_INLINE void with_acts(Body&& body) const {
+        if (act_ == Act::tanh && (cell_ == Cell::rnn || rec_ == Act::logistic))
+            body(TanhAct<T>{}, SigmoidAct<T>{});
+        else
+            body(AnyAct<T>{act_}, AnyAct<T>{rec_});
+    }
+
+    // One row, one step: z (G) holds x W + b (+ h U for rnn / lstm / gru reset_before's z, r);
+    // activates the gates in place; h_s to hn (next step's h_{s-1}; scratch when last) and
+    // to out (when the output wants it); LSTM: c_s to en.
+    template <class FA, class FR>
+    NX_INLINE void step_forward(FA fa, FR fr, T* __restrict z, const T* __restrict hp,
+                                T* __restrict e, const T* __restrict rrow, const T* b,
+                                T* __restrict hn, T* __restrict en, T* __restrict out) const {
         const idx u = u_;
         if (cell_ == Cell::rnn) {
+#pragma omp simd
             for (idx j = 0; j < u; ++j) {
-                const T h = act_f(act_, z[j]);
+                const T h = fa.f(z[j]);
                 z[j] = h;
-                if (hn) hn[j] = h;
-                if (out) out[j] = h;
+                hn[j] = h;
             }
-            return;
-        }
-        if (cell_ == Cell::lstm) {
-            T* zi = z;
-            T* zf = z + u;
-            T* zc = z + 2 * u;
-            T* zo = z + 3 * u;
+        } else if (cell_ == Cell::lstm) {
+            T* __restrict zi = z;
+            T* __restrict zf = z + u;
+            T* __restrict zc = z + 2 * u;
+            T* __restrict zo = z + 3 * u;
+#pragma omp simd
             for (idx j = 0; j < u; ++j) {
-                const T ig = act_f(rec_, zi[j]), fg = act_f(rec_, zf[j]);
-                const T gg = act_f(act_, zc[j]), og = act_f(rec_, zo[j]);
+                const T ig = fr.f(zi[j]), fg = fr.f(zf[j]);
+                const T gg = fa.f(zc[j]), og = fr.f(zo[j]);
                 zi[j] = ig;
                 zf[j] = fg;
                 zc[j] = gg;
                 zo[j] = og;
                 const T c = fg * e[j] + ig * gg;
-                const T h = og * act_f(act_, c);
-                if (en) en[j] = c;
-                if (hn) hn[j] = h;
-                if (out) out[j] = h;
+                en[j] = c;
+                hn[j] = og * fa.f(c);
             }
-            return;
-        }
-        // GRU
-        T* zz = z;
-        T* zr = z + u;
-        T* zh = z + 2 * u;
-        T* rh = e;  // this step's E slot
-        if (reset_after_) {
+        } else if (reset_after_) {
+            T* __restrict zz = z;
+            T* __restrict zr = z + u;
+            T* __restrict zh = z + 2 * u;
+            T* __restrict rh = e;  // this step's E slot: h_{s-1} U_h + b_rh
             const T* rb = b ? b + G_ : nullptr;  // the recurrent bias row
+            if (rb) {
+#pragma omp simd
+                for (idx j = 0; j < u; ++j) rh[j] = rrow[2 * u + j] + rb[2 * u + j];
+            } else {
+#pragma omp simd
+                for (idx j = 0; j < u; ++j) rh[j] = rrow[2 * u + j];
+            }
+#pragma omp simd
             for (idx j = 0; j < u; ++j) {
                 const T az = rrow[j] + (rb ? rb[j] : T(0));
                 const T ar = rrow[u + j] + (rb ? rb[u + j] : T(0));
-                const T ah = rrow[2 * u + j] + (rb ? rb[2 * u + j] : T(0));
-                const T zg = act_f(rec_, zz[j] + az), rg = act_f(rec_, zr[j] + ar);
-                const T hh = act_f(act_, zh[j] + rg * ah);
+                const T zg = fr.f(zz[j] + az), rg = fr.f(zr[j] + ar);
+                const T hh = fa.f(zh[j] + rg * rh[j]);
                 zz[j] = zg;
                 zr[j] = rg;
                 zh[j] = hh;
-                rh[j] = ah;
-                const T h = zg * hp[j] + (T(1) - zg) * hh;
-                if (hn) hn[j] = h;
-                if (out) out[j] = h;
+                hn[j] = zg * hp[j] + (T(1) - zg) * hh;
             }
-            return;
+        } else {  // reset_after=False: z, r now; the candidate needs (r * h_{s-1}) U_h first
+            T* __restrict zz = z;
+            T* __restrict zr = z + u;
+#pragma omp simd
+            for (idx j = 0; j < u; ++j) {
+                const T zg = fr.f(zz[j]), rg = fr.f(zr[j]);
+                zz[j] = zg;
+                zr[j] = rg;
+                e[j] = rg * hp[j];
+            }
+            return;  // gru_finish writes h
         }
-        // reset_after=False: z, r now; the candidate needs (r * h_{s-1}) U_h first
-        for (idx j = 0; j < u; ++j) {
-            const T zg = act_f(rec_, zz[j]), rg = act_f(rec_, zr[j]);
-            zz[j] = zg;
-            zr[j] = rg;
-            rh[j] = rg * hp[j];
-        }
+        if (out) std::memcpy(out, hn, sizeof(T) * u);
     }
 
     // GRU reset_after=False, after the candidate product: hh and h
-    NX_INLINE void gru_finish(T* z, const T* hp, T* hn, T* out) const {
+    template <class FA>
+    NX_INLINE void gru_finish(FA fa, T* __restrict z, const T* __restrict hp, T* __restrict hn,
+                              T* __restrict out) const {
         const idx u = u_;
+#pragma omp simd
         for (idx j = 0; j < u; ++j) {
             const T zg = z[j];
-            const T hh = act_f(act_, z[2 * u + j]);
+            const T hh = fa.f(z[2 * u + j]);
             z[2 * u + j] = hh;
-            const T h = zg * hp[j] + (T(1) - zg) * hh;
-            if (hn) hn[j] = h;
-            if (out) out[j] = h;
+            hn[j] = zg * hp[j] + (T(1) - zg) * hh;
         }
+        if (out) std::memcpy(out, hn, sizeof(T) * u);
     }
 
     // One row, one step backward. d: dL/dh_s in, dL/dh_{s-1}'s direct part out.
-    NX_INLINE void step_backward(const T* z, const T* hp, const T* e, T* d, T* dcr, T* dz, T* dr,
-                                 T* tmp, const T* const* W) const {
+    template <class FA, class FR>
+    NX_INLINE void step_backward(FA fa, FR fr, const T* __restrict z, const T* __restrict hp,
+                                 const T* __restrict e, T* __restrict d, T* __restrict dcr,
+                                 T* __restrict dz, T* dr, T* __restrict tmp,
+                                 const T* const* W) const {
         const idx u = u_;
         if (cell_ == Cell::rnn) {
+#pragma omp simd
             for (idx j = 0; j < u; ++j) {
-                dz[j] = d[j] * act_d(act_, z[j]);
+                dz[j] = d[j] * fa.d(z[j]);
                 d[j] = T(0);
             }
             return;
         }
         if (cell_ == Cell::lstm) {
-            const T* ig = z;
-            const T* fg = z + u;
-            const T* gg = z + 2 * u;
-            const T* og = z + 3 * u;
+            const T* __restrict ig = z;
+            const T* __restrict fg = z + u;
+            const T* __restrict gg = z + 2 * u;
+            const T* __restrict og = z + 3 * u;
+#pragma omp simd
             for (idx j = 0; j < u; ++j) {
                 const T c = fg[j] * e[j] + ig[j] * gg[j];
-                const T tc = act_f(act_, c);
+                const T tc = fa.f(c);
                 const T dh = d[j];
-                const T dc = dcr[j] + dh * og[j] * act_d(act_, tc);
-                dz[j] = dc * gg[j] * act_d(rec_, ig[j]);
-                dz[u + j] = dc * e[j] * act_d(rec_, fg[j]);
-                dz[2 * u + j] = dc * ig[j] * act_d(act_, gg[j]);
-                dz[3 * u + j] = dh * tc * act_d(rec_, og[j]);
+                const T dc = dcr[j] + dh * og[j] * fa.d(tc);
+                dz[j] = dc * gg[j] * fr.d(ig[j]);
+                dz[u + j] = dc * e[j] * fr.d(fg[j]);
+                dz[2 * u + j] = dc * ig[j] * fa.d(gg[j]);
+                dz[3 * u + j] = dh * tc * fr.d(og[j]);
                 dcr[j] = dc * fg[j];
                 d[j] = T(0);
             }
             return;
         }
-        const T* zg = z;
-        const T* rg = z + u;
-        const T* hh = z + 2 * u;
+        const T* __restrict zg = z;
+        const T* __restrict rg = z + u;
+        const T* __restrict hh = z + 2 * u;
         if (reset_after_) {
+            T* __restrict drr = dr;
+#pragma omp simd
             for (idx j = 0; j < u; ++j) {
                 const T dh = d[j];
                 const T dzg = dh * (hp[j] - hh[j]);
-                const T dah = dh * (T(1) - zg[j]) * act_d(act_, hh[j]);
+                const T dah = dh * (T(1) - zg[j]) * fa.d(hh[j]);
                 const T drg = dah * e[j];
-                const T pz = dzg * act_d(rec_, zg[j]), pr = drg * act_d(rec_, rg[j]);
+                const T pz = dzg * fr.d(zg[j]), pr = drg * fr.d(rg[j]);
                 dz[j] = pz;
                 dz[u + j] = pr;
                 dz[2 * u + j] = dah;
-                dr[j] = pz;
-                dr[u + j] = pr;
-                dr[2 * u + j] = dah * rg[j];
+                drr[j] = pz;
+                drr[u + j] = pr;
+                drr[2 * u + j] = dah * rg[j];
                 d[j] = dh * zg[j];
             }
             return;
         }
         // reset_after=False: d(r h) = dah U_h^T goes through r to h_{s-1} and to r
-        for (idx j = 0; j < u; ++j) {
-            const T dh = d[j];
-            dz[2 * u + j] = dh * (T(1) - zg[j]) * act_d(act_, hh[j]);
-        }
+#pragma omp simd
+        for (idx j = 0; j < u; ++j) dz[2 * u + j] = d[j] * (T(1) - zg[j]) * fa.d(hh[j]);
         const T* Uh = W[1] + 2 * u;
         for (idx j = 0; j < u; ++j) {  // tmp = dah U_h^T (one row)
-            T s = T(0);
-            for (idx k = 0; k < u; ++k) s += dz[2 * u + k] * Uh[j * G_ + k];
-            tmp[j] = s;
+            T acc = T(0);
+            for (idx k = 0; k < u; ++k) acc += dz[2 * u + k] * Uh[j * G_ + k];
+            tmp[j] = acc;
         }
+#pragma omp simd
         for (idx j = 0; j < u; ++j) {
             const T dh = d[j];
-            const T dzg = dh * (hp[j] - hh[j]);
-            dz[j] = dzg * act_d(rec_, zg[j]);
-            dz[u + j] = tmp[j] * hp[j] * act_d(rec_, rg[j]);
+            dz[j] = dh * (hp[j] - hh[j]) * fr.d(zg[j]);
+            dz[u + j] = tmp[j] * hp[j] * fr.d(rg[j]);
             d[j] = dh * zg[j] + tmp[j] * rg[j];
         }
-        (void)dr;
     }
 
     Cell cell_ = Cell::rnn;
