@@ -190,13 +190,50 @@ class HeNormal(VarianceScaling):
                 "output_axes": self.output_axes}
 
 
+class Orthogonal(Initializer):
+    """An orthogonal matrix (times `gain`) — the recurrent kernels' default.
+
+    As Keras: the Q of the QR decomposition of a normal (max(r, c), min(r, c)) matrix,
+    columns sign-corrected by diag(R) so Q is uniformly distributed, transposed when the
+    (flattened) shape has fewer rows r = prod(shape[:-1]) than columns c = shape[-1].
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from neuraxis.initializers import Orthogonal
+    >>> q = Orthogonal(seed=1)((4, 4))
+    >>> bool(np.allclose(q @ q.T, np.eye(4), atol=1e-6))
+    True
+    """
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain, self.seed = gain, seed
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(int(s) for s in shape)
+        if len(shape) < 2:
+            raise ValueError("The tensor to initialize must be at least two-dimensional. "
+                             f"Received: shape={shape} of rank {len(shape)}.")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = self._generator().normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q.reshape(shape)).astype(np.float32)
+
+    def get_config(self):
+        return {"seed": self.seed, "gain": self.gain}
+
+
 _CLASSES = {c.__name__: c for c in (Zeros, Ones, Constant, RandomUniform, RandomNormal,
                                     VarianceScaling, GlorotUniform, GlorotNormal, HeUniform,
-                                    HeNormal)}
+                                    HeNormal, Orthogonal)}
 _ALIASES = {"zeros": Zeros, "ones": Ones, "constant": Constant, "random_uniform": RandomUniform,
             "random_normal": RandomNormal, "variance_scaling": VarianceScaling,
             "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
-            "he_uniform": HeUniform, "he_normal": HeNormal}
+            "he_uniform": HeUniform, "he_normal": HeNormal, "orthogonal": Orthogonal,
+            "OrthogonalInitializer": Orthogonal}
 
 
 def get(identifier):

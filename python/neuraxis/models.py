@@ -24,7 +24,8 @@ from . import metrics as metrics_mod, optimizers as optimizers_mod, saving
 from ._keras import data, session, specs, trainer
 from ._keras.progbar import Progbar
 from ._keras.summary import print_summary
-from ._keras.utils import check_weight_list, normalize_shape
+from ._keras.utils import (check_input_shape, check_weight_list, normalize_shape,
+                           shapes_compatible)
 from .layers import InputLayer, KerasTensor, Layer
 from .saving import load_model, model_from_json, save_model  # noqa: F401  (re-exported)
 
@@ -55,6 +56,7 @@ class Sequential:
         state = dict(self.__dict__)
         state["_net"] = None
         state["_net_key"] = None
+        state["_nets"] = {}
         return state
 
     def __setstate__(self, state):
@@ -76,6 +78,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._net = self._net_key = None
+        self._nets = {}  # engine networks by (input shape, layers, loss): see specs.network
         self._running = trainer.Running()
         for layer in layers or []:
             self.add(layer, rebuild=False)
@@ -144,8 +147,7 @@ class Sequential:
                 raise ValueError("You must provide an `input_shape` argument.")
             input_shape = first.batch_shape
         shape = (None,) + normalize_shape(tuple(input_shape)[1:], "input_shape")
-        if any(d is None for d in shape[1:]) or len(shape) < 2:
-            raise ValueError(f"input_shape must be fully defined, got {tuple(input_shape)}")
+        check_input_shape(shape, "input_shape")
         if isinstance(first, InputLayer) and shape[1:] != first.batch_shape[1:]:
             raise ValueError(f"Sequential model '{self.name}' has already been configured to use "
                              f"input shape {first.batch_shape}. You cannot build it with "
@@ -157,10 +159,12 @@ class Sequential:
         cur = shape
         for layer in self.layers:
             if layer.built and layer._build_shape is not None:
-                if tuple(layer._build_shape[1:]) != tuple(cur[1:]):
+                if not shapes_compatible(layer._build_shape[1:], cur[1:]):
                     raise ValueError(f"Input 0 of layer \"{layer.name}\" is incompatible with the "
                                      f"layer: expected shape={layer._build_shape}, found "
                                      f"shape={cur}")
+                if tuple(layer._build_shape[1:]) != tuple(cur[1:]):
+                    layer._finish_build(cur)  # e.g. now a variable steps axis: same weights
             else:
                 layer.build(cur)
             cur = layer.output_shape
@@ -299,7 +303,7 @@ class Sequential:
         """Loss and metrics on (x, y): `[loss, *metrics]`, a scalar, or a dict."""
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="evaluate")
-        net, params = specs.network(self, plan.engine_loss)
+        net, params = specs.network(self, plan.engine_loss, X)
         bar = Progbar(-(-len(X) // bs), verbose=verbose) if verbose else None
         self._running = trainer.evaluate_arrays(self, net, params, X, plan.Y, sw, bs, plan.names,
                                                 plan.engine_metrics, bar)
@@ -316,13 +320,13 @@ class Sequential:
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
         X = self._features(x)
         out = trainer.predict_arrays(self, X, bs, verbose)
-        return out.reshape((len(X),) + tuple(self.output_shape[1:]))
+        return out.reshape((len(X),) + specs.output_shape(self, X)[1:])
 
     def predict_on_batch(self, x):
         """`predict` on one batch: no progress bar."""
         X = self._features(x)
         return trainer.predict_arrays(self, X, max(len(X), 1), 0).reshape(
-            (len(X),) + tuple(self.output_shape[1:]))
+            (len(X),) + specs.output_shape(self, X)[1:])
 
     def __call__(self, x, training=False):
         return self.predict_on_batch(x)
@@ -337,7 +341,7 @@ class Sequential:
                        return_dict=False):
         """One optimizer step on (x, y) as a single batch; returns the running metrics."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, class_weight, "train_on_batch")
-        net, params = specs.network(self, plan.engine_loss)
+        net, params = specs.network(self, plan.engine_loss, X)
         self.optimizer.build(params, trainable=net.param_trainable)
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
@@ -349,7 +353,7 @@ class Sequential:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch, accumulated like Keras's metric state."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")
-        net, params = specs.network(self, plan.engine_loss)
+        net, params = specs.network(self, plan.engine_loss, X)
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
         self._running.add(net.evaluate(params, X, plan.Y, sw, max(len(X), 1),

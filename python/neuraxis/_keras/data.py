@@ -28,7 +28,9 @@ def as_features(x, input_shape, model_name):
             f"Input 0 of layer \"{model_name}\" must have a batch dimension: expected shape="
             f"{input_shape}, found shape={a.shape}. Pass a 2-D array, e.g. x.reshape(-1, 1) "
             "for a single feature or x.reshape(1, -1) for a single sample.")
-    if input_shape is not None and tuple(a.shape[1:]) != tuple(input_shape[1:]):
+    # None: the steps axis of a variable-length (sequence) input takes any length >= 1
+    if input_shape is not None and (a.ndim != len(input_shape) or any(
+            d != e if e is not None else d < 1 for d, e in zip(a.shape[1:], input_shape[1:]))):
         raise ValueError(f"Input 0 of layer \"{model_name}\" is incompatible with the layer: "
                          f"expected shape={input_shape}, found shape={a.shape}")
     if len(a) == 0:

@@ -4,8 +4,12 @@ Each layer says which engine layer it is (`layer._engine_spec()`, one dict); thi
 turns the model's layers into the engine's input shape plus layer dicts, fusing
 an activation into the linear Dense right before it (one pass over the data
 instead of two), and builds (and caches on the model) the `_core.Network32`.
+
+A model whose input has a variable steps axis (`Input((None, 1))`) gets one engine
+network per data length: `sample_shape` reads the length off the rows' width.
 """
 import json
+import math
 
 import numpy as np
 
@@ -13,9 +17,37 @@ from .. import _core
 from . import session
 
 
-def engine_specs(model):
+_MAX_CACHED = 8
+
+
+def sample_shape(model, X=None):
+    """The per-sample input shape of the model's data: its build shape, with a variable steps
+    axis (None) resolved from the width of the (n, prod(shape)) rows `X`."""
+    shape = list(model._build_input_shape[1:])
+    if None not in shape:
+        return shape
+    if X is None:
+        raise ValueError(f"Model '{model.name}' has inputs of variable length "
+                         f"{tuple(model._build_input_shape)}: its engine network is built for "
+                         "the data it is given")
+    known = math.prod(d for d in shape if d is not None)
+    shape[shape.index(None)] = int(X.shape[1]) // known
+    return shape
+
+
+def output_shape(model, X=None):
+    """The model's output shape (None batch) for the rows `X` (see `sample_shape`)."""
+    if None not in model._build_input_shape[1:]:
+        return tuple(model.output_shape)
+    cur = (None,) + tuple(sample_shape(model, X))
+    for layer in model.layers:
+        cur = tuple(layer.compute_output_shape(cur))
+    return cur
+
+
+def engine_specs(model, input_shape=None):
     """(input_shape, layer dicts, params): what `_core.Network32` is built from, and the
-    weight arrays it trains, in order."""
+    weight arrays it trains, in order. `input_shape` (per sample) defaults to the model's."""
     layers, params = [], []
     fusable = False  # the last dict is a linear Dense with nothing after it yet
     for layer in model.layers:
@@ -34,16 +66,24 @@ def engine_specs(model):
         layers.append(spec)
         params += layer.weights
         fusable = spec["kind"] == "dense" and spec["activation"] == "identity"
-    return list(model._build_input_shape[1:]), layers, params
+    shape = list(model._build_input_shape[1:]) if input_shape is None else list(input_shape)
+    return shape, layers, params
 
 
-def network(model, loss_name="mse"):
-    """The engine network for the model's current layers (cached while they do not change)."""
-    input_shape, layers, params = engine_specs(model)
+def network(model, loss_name="mse", X=None):
+    """The engine network for the model's current layers and the rows `X` (cached while they
+    do not change; a few per model, one per data length of a variable-length input)."""
+    input_shape, layers, params = engine_specs(model, sample_shape(model, X))
     key = (json.dumps([input_shape, layers], sort_keys=True), loss_name)
     if model._net_key != key:
-        model._net = _core.Network32(input_shape, layers, loss_name, "batch_size")
-        model._net_key = key
+        cache = getattr(model, "_nets", None)
+        if cache is None:
+            cache = model._nets = {}
+        if key not in cache:
+            if len(cache) >= _MAX_CACHED:
+                cache.pop(next(iter(cache)))
+            cache[key] = _core.Network32(input_shape, layers, loss_name, "batch_size")
+        model._net, model._net_key = cache[key], key
     return model._net, params
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import data, session
 from .progbar import Progbar
-from .specs import network
+from .specs import network, output_shape
 from .utils import user_stacklevel
 
 
@@ -28,8 +28,8 @@ class Plan:
     result into the engine's names and target array.
     """
 
-    def __init__(self, model, y, n):
-        out_shape = model.output_shape
+    def __init__(self, model, y, n, out_shape=None):
+        out_shape = model.output_shape if out_shape is None else out_shape
         raw = data.as_array(y, "y")
         loss, kind, metrics = model._resolve_compile(raw.shape)
         self.loss = loss
@@ -104,9 +104,9 @@ def prepare(model, x, y, sample_weight=None, class_weight=None, what="fit"):
                          f"(the model's output shape is {model.output_shape}); pass "
                          "sample_weight instead")
     n = len(x)
-    plan = Plan(model, y, n)
-    sw = data.sample_weights(sample_weight, class_weight, y, n)
     X = x.reshape(n, -1)
+    plan = Plan(model, y, n, output_shape(model, X))
+    sw = data.sample_weights(sample_weight, class_weight, y, n)
     data.check_finite(X)
     return X, plan, sw
 
@@ -187,7 +187,7 @@ def predict_arrays(model, X, bs, verbose):
     One call, not chunks: BLAS rounding depends on how rows are grouped, and predictions
     must not change with `verbose` or timing. So the bar (Keras's look) is drawn at the end.
     """
-    net, params = network(model, model._net_key[-1] if model._net_key else "mse")
+    net, params = network(model, model._net_key[-1] if model._net_key else "mse", X)
     bar = Progbar(math.ceil(len(X) / bs), verbose=verbose) if verbose else None
     out, nonfinite = net.predict(params, X)
     if nonfinite:
@@ -259,7 +259,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     X, plan, sw = prepare(model, xa, y, sample_weight, class_weight)
     if val is not None:
         Xv, vplan, swv = prepare(model, val[0], val[1], val[2])
-    net, params = network(model, plan.engine_loss)
+    net, params = network(model, plan.engine_loss, X)
     model.optimizer.build(params, trainable=net.param_trainable)
     steps = math.ceil(len(X) / bs)
     cbs = callback_list(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
@@ -282,7 +282,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             freq = validation_freq
             if val is not None and ((epoch + 1) % freq == 0 if isinstance(freq, int)
                                     else epoch + 1 in freq):
-                vr = evaluate_arrays(model, net, params, Xv, vplan.Y, swv, vbs, vplan.names,
+                # a variable-length model may see validation rows of another length
+                vnet, _ = network(model, vplan.engine_loss, Xv)
+                vr = evaluate_arrays(model, vnet, params, Xv, vplan.Y, swv, vbs, vplan.names,
                                      vplan.engine_metrics)
                 logs.update({"val_" + k: v for k, v in vr.logs().items()})
             cbs.on_epoch_end(epoch, logs)

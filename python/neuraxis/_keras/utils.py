@@ -44,6 +44,23 @@ def normalize_shape(shape, what="shape"):
     return tuple(out)
 
 
+def check_input_shape(batch_shape, what="input shape"):
+    """ValueError unless every axis but the batch is known. The one exception is the steps
+    axis of a sequence input (batch, steps, features): it may be None (variable length),
+    because no weight depends on it; the engine network is built per data length."""
+    dims = tuple(batch_shape)[1:]
+    unknown = [i for i, d in enumerate(dims) if d is None]
+    if not dims or (unknown and not (len(dims) == 2 and unknown == [0])):
+        raise ValueError(f"The {what} must be fully defined (e.g. shape=(64,)); only the steps "
+                         "axis of a sequence input (steps, features) may be None, e.g. "
+                         f"shape=(None, 1). Got {dims}")
+
+
+def shapes_compatible(a, b):
+    """Same rank, and each axis equal or unknown (None) in one of them."""
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
 def check_weight_list(owner, named, weights):
     """Validate a `set_weights` list against [(name, array)] before touching anything."""
     if not isinstance(weights, (list, tuple)):

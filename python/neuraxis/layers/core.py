@@ -7,6 +7,7 @@ import math
 
 from .. import activations, initializers
 from .._keras import session
+from .._keras.utils import check_input_shape
 from ._base import KernelBiasLayer, Layer, normalize_shape
 
 
@@ -54,9 +55,7 @@ class InputLayer(Layer):
         if batch_shape is None:
             batch_shape = (batch_size,) + normalize_shape(shape, "shape")
         batch_shape = normalize_shape(batch_shape, "batch_shape")
-        if len(batch_shape) < 2 or any(d is None for d in batch_shape[1:]):
-            raise ValueError(f"The input shape must be fully defined (e.g. shape=(64,)), got "
-                             f"{batch_shape[1:]}")
+        check_input_shape(batch_shape)
         self.batch_shape = batch_shape
         self.dtype = "float32" if dtype is None else dtype
         self._finish_build(batch_shape)
@@ -194,6 +193,8 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         if self.data_format == "channels_first" and len(input_shape) > 2:
             raise NotImplementedError("Flatten(data_format='channels_first') is not supported")
+        if any(d is None for d in input_shape[1:]):  # a variable steps axis: as Keras
+            return (input_shape[0], None)
         return (input_shape[0], math.prod(input_shape[1:]))
 
     def get_config(self):
@@ -226,6 +227,9 @@ class Reshape(Layer):
         self.target_shape = target
 
     def compute_output_shape(self, input_shape):
+        if any(d is None for d in input_shape[1:]):
+            raise ValueError(f"Reshape needs inputs of known shape, got {tuple(input_shape)} "
+                             "(a variable steps axis cannot be reshaped)")
         size = math.prod(input_shape[1:])
         known = math.prod(d for d in self.target_shape if d != -1)
         out = tuple(size // known if d == -1 else d for d in self.target_shape)
