@@ -13,7 +13,9 @@ namespace neuraxis::fast {
 
 NX_INLINE float exp(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    const float n = std::nearbyint(x * 1.44269504088896341f);
+    // round to nearest by the 1.5 * 2^23 trick (nearbyint is a libm call without SSE4.1,
+    // which would keep the loops around this scalar)
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // x - n ln2, in two parts
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;

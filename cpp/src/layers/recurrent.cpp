@@ -115,83 +115,78 @@ class Recurrent final : public Layer<T> {
         return p;
     }
     idx saved_bytes_per_row() const override { return state_per_row() * idx(sizeof(T)); }
-    // predict: the saved state; training's backward: DZ (twice for GRU reset_after), dh, dc, the
-    // per-step recurrent product
+    // forward: (predict: the state), the step's recurrent product R, the last h and c, x
+    // time-major; backward: DZ (twice for GRU reset_after), dh, dc, tmp, x / dx time-major
     idx work_bytes(idx m) const override {
-        const idx dz = m * T_ * G_ * (reset_after_ ? 2 : 1);
-        return (m * state_per_row() + dz + 3 * m * u_ + m * G_) * idx(sizeof(T));
+        const idx fwd = m * state_per_row() + m * G_ + 2 * m * u_ + m * T_ * F_;
+        const idx bwd = m * T_ * G_ * (reset_after_ ? 2 : 1) + 3 * m * u_ + m * T_ * F_;
+        return std::max(fwd, bwd) * idx(sizeof(T));
     }
     double macs_per_row() const override { return double(T_) * double(G_) * double(F_ + u_); }
 
     void forward(const Rows& r, const T* const* W, const T* x, T* y, std::byte* saved) const override {
         const idx m = r.m;
         if (r.nonfinite && !all_finite(x, m * T_ * F_)) *r.nonfinite = true;
+        // time-major within the block: each step's rows are one contiguous (m, .) block
         T* st = saved ? reinterpret_cast<T*>(saved) : reinterpret_cast<T*>(r.work);
-        T* Z = st;                    // (m, T, G): gates, activated in place
-        T* H = Z + m * T_ * G_;       // (m, T, u): h_{s-1} at step s's position
-        T* E = H + m * T_ * u_;       // (m, T, u): c_{s-1}, or the GRU candidate term
+        T* Z = st;                    // (T, m, G): gates, activated in place
+        T* H = Z + m * T_ * G_;       // (T, m, u): h_{s-1} at step s's position
+        T* E = H + m * T_ * u_;       // (T, m, u): c_{s-1}, or the GRU candidate term
         T* R = reinterpret_cast<T*>(r.work) + (saved ? 0 : m * state_per_row());  // (m, G)
-        T* L = R + m * G_;  // (m, 2u): the last step's h and c (fits: work_bytes)
-        const T* Wk = W[0];
+        T* L = R + m * G_;            // (m, 2u): the last step's h and c
+        T* Xt = L + 2 * m * u_;       // (T, m, F): x time-major
         const T* U = W[1];
         const T* b = bias_ ? W[2] : nullptr;
-        // Z = X W (+ the input bias)
-        gemm1(false, false, int(m * T_), int(G_), int(F_), T(1), x, int(F_), Wk, int(G_), T(0), Z,
-              int(G_));
+        to_time_major(x, m, F_, Xt);
+        // Z = X W (+ the input bias), one product over every (step, row)
+        gemm1(false, false, int(m * T_), int(G_), int(F_), T(1), Xt, int(F_), W[0], int(G_), T(0),
+              Z, int(G_));
         if (b)
             for (idx row = 0; row < m * T_; ++row) {
                 T* z = Z + row * G_;
+#pragma omp simd
                 for (idx j = 0; j < G_; ++j) z[j] += b[j];
             }
-        const idx ldz = T_ * G_, ldh = T_ * u_;
         for (idx s = 0; s < T_; ++s) {
             const idx t = back_ ? T_ - 1 - s : s;
-            T* Zt = Z + t * G_;
-            T* Ht = H + t * u_;
-            T* Et = E + t * u_;
+            T* Zt = Z + t * m * G_;
+            T* Ht = H + t * m * u_;
+            T* Et = E + t * m * u_;
             if (s == 0) {
-                for (idx i = 0; i < m; ++i) {
-                    std::fill(Ht + i * ldh, Ht + i * ldh + u_, T(0));
-                    if (E_) std::fill(Et + i * ldh, Et + i * ldh + u_, T(0));
-                }
+                std::fill(Ht, Ht + m * u_, T(0));
+                if (E_) std::fill(Et, Et + m * u_, T(0));
             }
             // the recurrent product of h_{s-1} (zero at s = 0)
-            if (cell_ == Cell::gru) {
-                if (reset_after_) {
-                    if (s > 0)
-                        gemm1(false, false, int(m), int(G_), int(u_), T(1), Ht, int(ldh), U,
-                              int(G_), T(0), R, int(G_));
-                    else
-                        std::fill(R, R + m * G_, T(0));
-                } else if (s > 0) {  // z and r parts now, the candidate's after r
-                    gemm1(false, false, int(m), int(2 * u_), int(u_), T(1), Ht, int(ldh), U,
-                          int(G_), T(1), Zt, int(ldz));
-                }
-            } else if (s > 0) {
-                gemm1(false, false, int(m), int(G_), int(u_), T(1), Ht, int(ldh), U, int(G_), T(1),
-                      Zt, int(ldz));
+            if (cell_ == Cell::gru && reset_after_) {
+                if (s > 0)
+                    gemm1(false, false, int(m), int(G_), int(u_), T(1), Ht, int(u_), U, int(G_),
+                          T(0), R, int(G_));
+                else
+                    std::fill(R, R + m * G_, T(0));
+            } else if (s > 0) {  // GRU reset_before: z and r parts now, the candidate's after r
+                const idx cols = cell_ == Cell::gru ? 2 * u_ : G_;
+                gemm1(false, false, int(m), int(cols), int(u_), T(1), Ht, int(u_), U, int(G_),
+                      T(1), Zt, int(G_));
             }
             const idx tn = s + 1 < T_ ? (back_ ? t - 1 : t + 1) : -1;  // where h_s is read next
-            // the last step's h and c go to scratch (L, after R in the work area)
-            auto next = [&](T* buf, idx i, idx off) {
-                return tn >= 0 ? buf + i * ldh + tn * u_ : L + i * 2 * u_ + off;
-            };
+            T* Hn = tn >= 0 ? H + tn * m * u_ : L;  // the last step's h and c: scratch
+            T* En = tn >= 0 ? E + tn * m * u_ : L + m * u_;
             auto out_of = [&](idx i) -> T* {
                 return seq_ ? y + i * T_ * u_ + s * u_ : (s + 1 == T_ ? y + i * u_ : nullptr);
             };
             with_acts([&](auto fa, auto fr) {
                 for (idx i = 0; i < m; ++i)
-                    step_forward(fa, fr, Zt + i * ldz, Ht + i * ldh, Et + i * ldh,
-                                 R + i * G_, b, next(H, i, 0), next(E, i, u_), out_of(i));
+                    step_forward(fa, fr, Zt + i * G_, Ht + i * u_, Et + i * u_, R + i * G_, b,
+                                 Hn + i * u_, En + i * u_, out_of(i));
             });
             if (cell_ == Cell::gru && !reset_after_) {
                 // candidate: x_h + (r * h_{s-1}) U_h, then the cell (hn / out) for every row
                 if (s > 0)
-                    gemm1(false, false, int(m), int(u_), int(u_), T(1), Et, int(ldh), U + 2 * u_,
-                          int(G_), T(1), Zt + 2 * u_, int(ldz));
+                    gemm1(false, false, int(m), int(u_), int(u_), T(1), Et, int(u_), U + 2 * u_,
+                          int(G_), T(1), Zt + 2 * u_, int(G_));
                 with_acts([&](auto fa, auto) {
                     for (idx i = 0; i < m; ++i)
-                        gru_finish(fa, Zt + i * ldz, Ht + i * ldh, next(H, i, 0), out_of(i));
+                        gru_finish(fa, Zt + i * G_, Ht + i * u_, Hn + i * u_, out_of(i));
                 });
             }
         }
@@ -203,16 +198,17 @@ class Recurrent final : public Layer<T> {
         const T* Z = reinterpret_cast<const T*>(saved);
         const T* H = Z + m * T_ * G_;
         const T* E = H + m * T_ * u_;
-        T* DZ = reinterpret_cast<T*>(r.work);          // (m, T, G): dL/d(x-side pre-activations)
+        T* DZ = reinterpret_cast<T*>(r.work);          // (T, m, G): dL/d(x-side pre-activations)
         T* DR = reset_after_ ? DZ + m * T_ * G_ : DZ;  // GRU reset_after: the recurrent side's
         T* dh = DZ + m * T_ * G_ * (reset_after_ ? 2 : 1);  // (m, u): running dL/dh
         T* dc = dh + m * u_;                           // (m, u): running dL/dc (LSTM)
         T* tmp = dc + m * u_;                          // (m, u)
+        T* Xt = tmp + m * u_;                          // (T, m, F)
         const T* U = W[1];
-        const idx ldz = T_ * G_, ldh = T_ * u_;
         std::fill(dh, dh + 2 * m * u_, T(0));
         for (idx s = T_ - 1; s >= 0; --s) {
             const idx t = back_ ? T_ - 1 - s : s;
+            const idx o = t * m;  // this step's first row
             with_acts([&](auto fa, auto fr) {
                 for (idx i = 0; i < m; ++i) {
                     T* d = dh + i * u_;
@@ -220,26 +216,24 @@ class Recurrent final : public Layer<T> {
                                       : (s + 1 == T_ ? dy + i * u_ : nullptr);
                     if (g)
                         for (idx j = 0; j < u_; ++j) d[j] += g[j];
-                    step_backward(fa, fr, Z + i * ldz + t * G_, H + i * ldh + t * u_,
-                                  E + i * ldh + t * u_, d, dc + i * u_, DZ + i * ldz + t * G_,
-                                  DR + i * ldz + t * G_, tmp + i * u_, W);
+                    step_backward(fa, fr, Z + (o + i) * G_, H + (o + i) * u_, E + (o + i) * u_, d,
+                                  dc + i * u_, DZ + (o + i) * G_, DR + (o + i) * G_, tmp + i * u_,
+                                  W);
                 }
             });
             if (s == 0) break;
-            // dh_{s-1} = (the direct part left in dh) + DR_s U^T
-            if (cell_ == Cell::gru && !reset_after_) {
-                // z, r parts through U_zr; the candidate's went through (r * h) in step_backward
-                gemm1(false, true, int(m), int(u_), int(2 * u_), T(1), DZ + t * G_, int(ldz), U,
-                      int(G_), T(1), dh, int(u_));
-            } else {
-                gemm1(false, true, int(m), int(u_), int(G_), T(1), DR + t * G_, int(ldz), U,
-                      int(G_), T(1), dh, int(u_));
-            }
+            // dh_{s-1} = (the direct part left in dh) + DR_s U^T (GRU reset_before: the z and
+            // r parts; the candidate's went through r * h in step_backward)
+            const idx cols = cell_ == Cell::gru && !reset_after_ ? 2 * u_ : G_;
+            gemm1(false, true, int(m), int(u_), int(cols), T(1), DR + o * G_, int(G_), U, int(G_),
+                  T(1), dh, int(u_));
         }
         const int mT = int(m * T_);
-        if (dW[0])
-            gemm1(true, false, int(F_), int(G_), mT, T(1), x, int(F_), DZ, int(G_), T(0), dW[0],
+        if (dW[0]) {
+            to_time_major(x, m, F_, Xt);
+            gemm1(true, false, int(F_), int(G_), mT, T(1), Xt, int(F_), DZ, int(G_), T(0), dW[0],
                   int(G_));
+        }
         if (dW[1]) {
             if (cell_ == Cell::gru && !reset_after_) {
                 gemm1(true, false, int(u_), int(2 * u_), mT, T(1), H, int(u_), DZ, int(G_), T(0),
@@ -255,13 +249,24 @@ class Recurrent final : public Layer<T> {
             column_sums(DZ, m * T_, G_, 0, G_, dW[2]);
             if (reset_after_) column_sums(DR, m * T_, G_, 0, G_, dW[2] + G_);
         }
-        if (dx)
-            gemm1(false, true, mT, int(F_), int(G_), T(1), DZ, int(G_), W[0], int(G_), T(0), dx,
+        if (dx) {  // dX = DZ W^T, time-major, then back to (m, T, F)
+            gemm1(false, true, mT, int(F_), int(G_), T(1), DZ, int(G_), W[0], int(G_), T(0), Xt,
                   int(F_));
+            for (idx t = 0; t < T_; ++t)
+                for (idx i = 0; i < m; ++i)
+                    std::memcpy(dx + (i * T_ + t) * F_, Xt + (t * m + i) * F_, sizeof(T) * F_);
+        }
     }
 
   private:
     idx state_per_row() const { return T_ * (G_ + u_ + E_); }
+
+    // xt[t][i] = x[i][t] for m rows of T steps of F values
+    void to_time_major(const T* x, idx m, idx F, T* xt) const {
+        for (idx t = 0; t < T_; ++t)
+            for (idx i = 0; i < m; ++i)
+                std::memcpy(xt + (t * m + i) * F, x + (i * T_ + t) * F, sizeof(T) * F);
+    }
 
     // body(fa, fr) with the cell's activation and recurrent activation as functors
     template <class Body>
