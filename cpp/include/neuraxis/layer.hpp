@@ -142,7 +142,7 @@ std::unique_ptr<Layer<T>> make_spatial(const Config& c, const Shape& in);  // ze
 template <class T>
 std::unique_ptr<Layer<T>> make_batch_norm(const Config& c, const Shape& in);
 template <class T>
-std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in);  // simple_rnn, lstm,
-                                                                             // gru
+std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in,
+                                         int index);  // simple_rnn, lstm, gru
 
 }  // namespace neuraxis

@@ -79,7 +79,7 @@ Act cell_activation(const Config& c, const std::string& key, const char* fallbac
 template <class T>
 class Recurrent final : public Layer<T> {
   public:
-    Recurrent(const Config& c, const Shape& in) {
+    Recurrent(const Config& c, const Shape& in, int index) : index_(index) {
         const std::string kind = c.kind();
         cell_ = kind == "lstm" ? Cell::lstm : kind == "gru" ? Cell::gru : Cell::rnn;
         u_ = c.integer("units");
@@ -92,6 +92,12 @@ class Recurrent final : public Layer<T> {
         back_ = c.flag("go_backwards", false);
         trainable_ = c.flag("trainable", true);
         reset_after_ = cell_ == Cell::gru ? c.flag("reset_after", true) : false;
+        drop_ = c.number("dropout", 0.0);
+        rdrop_ = c.number("recurrent_dropout", 0.0);
+        if (!(drop_ >= 0.0 && drop_ < 1.0) || !(rdrop_ >= 0.0 && rdrop_ < 1.0))
+            c.fail("'dropout' and 'recurrent_dropout' must be in [0, 1)");
+        if (rdrop_ > 0.0 && cell_ == Cell::gru)
+            c.fail("'recurrent_dropout' is not supported for gru yet");
         if (in.size() != 2)
             c.fail("needs inputs of shape (steps, features), got " + shape_str(in));
         T_ = in[0];
@@ -120,7 +126,7 @@ class Recurrent final : public Layer<T> {
     idx work_bytes(idx m) const override {
         const idx fwd = m * state_per_row() + m * G_ + 2 * m * u_ + m * T_ * F_;
         const idx bwd = m * T_ * G_ * (reset_after_ ? 2 : 1) + 3 * m * u_ + m * T_ * F_;
-        return std::max(fwd, bwd) * idx(sizeof(T));
+        return (std::max(fwd, bwd) + m * (F_ + u_)) * idx(sizeof(T));  // + the dropout masks
     }
     double macs_per_row() const override { return double(T_) * double(G_) * double(F_ + u_); }
 
@@ -137,7 +143,8 @@ class Recurrent final : public Layer<T> {
         T* Xt = L + 2 * m * u_;       // (T, m, F): x time-major
         const T* U = W[1];
         const T* b = bias_ ? W[2] : nullptr;
-        to_time_major(x, m, F_, Xt);
+        const auto [mx, mh] = dropout_masks(r, mask_area(r));
+        to_time_major(x, m, F_, Xt, mx);
         // Z = X W (+ the input bias), one product over every (step, row)
         gemm1(false, false, int(m * T_), int(G_), int(F_), T(1), Xt, int(F_), W[0], int(G_), T(0),
               Z, int(G_));
@@ -179,6 +186,9 @@ class Recurrent final : public Layer<T> {
                     step_forward(fa, fr, Zt + i * G_, Ht + i * u_, Et + i * u_, R + i * G_, b,
                                  Hn + i * u_, En + i * u_, out_of(i));
             });
+            if (mh)  // recurrent dropout (simple_rnn, lstm): H keeps the masked h_{s}
+                for (idx i = 0; i < m; ++i)
+                    for (idx j = 0; j < u_; ++j) Hn[i * u_ + j] *= mh[i * u_ + j];
             if (cell_ == Cell::gru && !reset_after_) {
                 // candidate: x_h + (r * h_{s-1}) U_h, then the cell (hn / out) for every row
                 if (s > 0)
@@ -205,6 +215,7 @@ class Recurrent final : public Layer<T> {
         T* tmp = dc + m * u_;                          // (m, u)
         T* Xt = tmp + m * u_;                          // (T, m, F)
         const T* U = W[1];
+        const auto [mx, mh] = dropout_masks(r, mask_area(r));
         std::fill(dh, dh + 2 * m * u_, T(0));
         for (idx s = T_ - 1; s >= 0; --s) {
             const idx t = back_ ? T_ - 1 - s : s;
@@ -227,10 +238,12 @@ class Recurrent final : public Layer<T> {
             const idx cols = cell_ == Cell::gru && !reset_after_ ? 2 * u_ : G_;
             gemm1(false, true, int(m), int(u_), int(cols), T(1), DR + o * G_, int(G_), U, int(G_),
                   T(1), dh, int(u_));
+            if (mh)  // through the masked h_{s-1} (simple_rnn / lstm: dh held only this part)
+                for (idx e = 0; e < m * u_; ++e) dh[e] *= mh[e];
         }
         const int mT = int(m * T_);
         if (dW[0]) {
-            to_time_major(x, m, F_, Xt);
+            to_time_major(x, m, F_, Xt, mx);
             gemm1(true, false, int(F_), int(G_), mT, T(1), Xt, int(F_), DZ, int(G_), T(0), dW[0],
                   int(G_));
         }
@@ -253,19 +266,58 @@ class Recurrent final : public Layer<T> {
             gemm1(false, true, mT, int(F_), int(G_), T(1), DZ, int(G_), W[0], int(G_), T(0), Xt,
                   int(F_));
             for (idx t = 0; t < T_; ++t)
-                for (idx i = 0; i < m; ++i)
-                    std::memcpy(dx + (i * T_ + t) * F_, Xt + (t * m + i) * F_, sizeof(T) * F_);
+                for (idx i = 0; i < m; ++i) {
+                    T* o = dx + (i * T_ + t) * F_;
+                    const T* in = Xt + (t * m + i) * F_;
+                    if (mx)
+                        for (idx f = 0; f < F_; ++f) o[f] = in[f] * mx[i * F_ + f];
+                    else
+                        std::memcpy(o, in, sizeof(T) * F_);
+                }
         }
     }
 
   private:
     idx state_per_row() const { return T_ * (G_ + u_ + E_); }
 
-    // xt[t][i] = x[i][t] for m rows of T steps of F values
-    void to_time_major(const T* x, idx m, idx F, T* xt) const {
+    // xt[t][i] = x[i][t] (* mx[i], the input dropout mask) for m rows of T steps of F values
+    void to_time_major(const T* x, idx m, idx F, T* xt, const T* mx) const {
         for (idx t = 0; t < T_; ++t)
-            for (idx i = 0; i < m; ++i)
-                std::memcpy(xt + (t * m + i) * F, x + (i * T_ + t) * F, sizeof(T) * F);
+            for (idx i = 0; i < m; ++i) {
+                T* o = xt + (t * m + i) * F;
+                const T* in = x + (i * T_ + t) * F;
+                if (mx)
+                    for (idx f = 0; f < F; ++f) o[f] = in[f] * mx[i * F + f];
+                else
+                    std::memcpy(o, in, sizeof(T) * F);
+            }
+    }
+
+    // Keras's RNN dropout: one mask per sequence (row) for every step, on the inputs
+    // (m, F) and on h_{t-1} (m, u); counter-based, so backward recomputes the same.
+    // Returns the two masks (null when off) in `masks` (m * (F + u) values).
+    std::pair<const T*, const T*> dropout_masks(const Rows& r, T* masks) const {
+        const bool dx = r.training && drop_ > 0.0, dh = r.training && rdrop_ > 0.0;
+        T* mx = masks;
+        T* mh = masks + r.m * F_;
+        const std::uint64_t key = std::uint64_t(index_) | (std::uint64_t(1) << 40);
+        for (idx i = 0; i < r.m; ++i) {
+            const std::uint64_t row = std::uint64_t(r.row0 + i);
+            if (dx)
+                for (idx f = 0; f < F_; ++f)
+                    mx[i * F_ + f] = T(dropout_scale(r.seed, key, row, std::uint64_t(f), drop_));
+            if (dh)
+                for (idx j = 0; j < u_; ++j)
+                    mh[i * u_ + j] = T(dropout_scale(r.seed, key + 1, row,
+                                                     std::uint64_t(F_ + j), rdrop_));
+        }
+        return {dx ? mx : nullptr, dh ? mh : nullptr};
+    }
+    T* mask_area(const Rows& r) const {
+        const idx m = r.m;
+        const idx fwd = m * state_per_row() + m * G_ + 2 * m * u_ + m * T_ * F_;
+        const idx bwd = m * T_ * G_ * (reset_after_ ? 2 : 1) + 3 * m * u_ + m * T_ * F_;
+        return reinterpret_cast<T*>(r.work) + std::max(fwd, bwd);
     }
 
     // body(fa, fr) with the cell's activation and recurrent activation as functors
@@ -442,15 +494,17 @@ class Recurrent final : public Layer<T> {
     idx u_ = 0, T_ = 0, F_ = 0, G_ = 0, E_ = 0;
     Act act_ = Act::tanh, rec_ = Act::logistic;
     bool bias_ = true, seq_ = false, back_ = false, trainable_ = true, reset_after_ = false;
+    int index_ = 0;                     // keys this layer's dropout counters
+    double drop_ = 0.0, rdrop_ = 0.0;   // input / recurrent dropout rates
 };
 
 }  // namespace
 
 template <class T>
-std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in) {
-    return std::make_unique<Recurrent<T>>(c, in);
+std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in, int index) {
+    return std::make_unique<Recurrent<T>>(c, in, index);
 }
-template std::unique_ptr<Layer<float>> make_recurrent(const Config&, const Shape&);
-template std::unique_ptr<Layer<double>> make_recurrent(const Config&, const Shape&);
+template std::unique_ptr<Layer<float>> make_recurrent(const Config&, const Shape&, int);
+template std::unique_ptr<Layer<double>> make_recurrent(const Config&, const Shape&, int);
 
 }  // namespace neuraxis

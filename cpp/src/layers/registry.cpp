@@ -31,7 +31,7 @@ std::unique_ptr<Layer<T>> make_layer(const Config& c, const Shape& in, int index
     else if (kind == "conv2d" || kind == "max_pool2d" || kind == "avg_pool2d")
         layer = make_conv<T>(c, in);
     else if (kind == "simple_rnn" || kind == "lstm" || kind == "gru")
-        layer = make_recurrent<T>(c, in);
+        layer = make_recurrent<T>(c, in, index);
     else if (kind == "batch_norm")
         layer = make_batch_norm<T>(c, in);
     else if (kind == "conv1d" || kind == "max_pool1d" || kind == "avg_pool1d" ||

@@ -39,11 +39,12 @@ def _check_units(units):
 def _rate(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"`{name}` must be a float between 0 and 1, got {value!r}")
-    rate = min(1.0, max(0.0, float(value)))  # Keras clips
-    if rate > 0:
-        raise NotImplementedError(f"{name}={value} is not supported yet; use {name}=0.0 (or a "
-                                  "Dropout layer before the recurrent layer)")
-    return rate
+    return min(1.0, max(0.0, float(value)))  # Keras clips (and 1.0 then drops nothing)
+
+
+def _engine_rate(rate):
+    # Keras applies an RNN dropout only for 0 < rate < 1
+    return float(rate) if 0.0 < rate < 1.0 else 0.0
 
 
 class _RNN(Layer):
@@ -162,6 +163,10 @@ class _RNN(Layer):
         if self._recurrent_activation:
             spec["recurrent_activation"] = activations.ENGINE[
                 self.recurrent_activation.__name__][0]
+        # one mask per sequence for all its steps (on the inputs; on h_{t-1}), training only
+        for key in ("dropout", "recurrent_dropout"):
+            if _engine_rate(getattr(self, key)):
+                spec[key] = _engine_rate(getattr(self, key))
         return spec
 
 
@@ -287,6 +292,9 @@ class GRU(_RNN):
                          return_sequences, return_state, go_backwards, stateful, unroll, seed,
                          recurrent_activation=recurrent_activation, **kwargs)
         self.reset_after = bool(reset_after)
+        if _engine_rate(self.recurrent_dropout):
+            raise NotImplementedError("GRU(recurrent_dropout > 0) is not supported yet (dropout= "
+                                      "is; SimpleRNN and LSTM support both)")
         self.use_cudnn = _check_use_cudnn(use_cudnn)
 
     def _bias_shape(self):
