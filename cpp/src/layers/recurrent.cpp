@@ -66,6 +66,69 @@ struct AnyAct {
     NX_INLINE T d(T y) const { return act_d(k, y); }
 };
 
+// The LSTM cell (tanh / sigmoid) of one step for m contiguous rows, compiled per
+// SIMD level (the layer's own code is the portable baseline): the lecture's cell.
+template <class T>
+NX_INLINE void lstm_fwd_loop(T* __restrict Z, const T* __restrict E, T* __restrict Hn,
+                             T* __restrict En, idx m, idx u) {
+    for (idx i = 0; i < m; ++i) {
+        T* __restrict z = Z + i * 4 * u;
+        const T* __restrict e = E + i * u;
+        T* __restrict hn = Hn + i * u;
+        T* __restrict en = En + i * u;
+#pragma omp simd
+        for (idx j = 0; j < u; ++j) {
+            const T ig = fast::sigmoid(z[j]), fg = fast::sigmoid(z[u + j]);
+            const T gg = fast::tanh(z[2 * u + j]), og = fast::sigmoid(z[3 * u + j]);
+            z[j] = ig;
+            z[u + j] = fg;
+            z[2 * u + j] = gg;
+            z[3 * u + j] = og;
+            const T c = fg * e[j] + ig * gg;
+            en[j] = c;
+            hn[j] = og * fast::tanh(c);
+        }
+    }
+}
+template <class T>
+NX_INLINE void lstm_bwd_loop(const T* __restrict Z, const T* __restrict E, T* __restrict dh,
+                             T* __restrict dc, T* __restrict DZ, idx m, idx u) {
+    for (idx i = 0; i < m; ++i) {
+        const T* __restrict z = Z + i * 4 * u;
+        const T* __restrict e = E + i * u;
+        T* __restrict d = dh + i * u;
+        T* __restrict dcr = dc + i * u;
+        T* __restrict dz = DZ + i * 4 * u;
+#pragma omp simd
+        for (idx j = 0; j < u; ++j) {
+            const T ig = z[j], fg = z[u + j], gg = z[2 * u + j], og = z[3 * u + j];
+            const T tc = fast::tanh(fg * e[j] + ig * gg);
+            const T dhj = d[j];
+            const T dcj = dcr[j] + dhj * og * (T(1) - tc * tc);
+            dz[j] = dcj * gg * (ig * (T(1) - ig));
+            dz[u + j] = dcj * e[j] * (fg * (T(1) - fg));
+            dz[2 * u + j] = dcj * ig * (T(1) - gg * gg);
+            dz[3 * u + j] = dhj * tc * (og * (T(1) - og));
+            dcr[j] = dcj * fg;
+            d[j] = T(0);
+        }
+    }
+}
+NX_CLONES void lstm_fwd_rows(float* Z, const float* E, float* Hn, float* En, idx m, idx u) {
+    lstm_fwd_loop(Z, E, Hn, En, m, u);
+}
+NX_CLONES void lstm_fwd_rows(double* Z, const double* E, double* Hn, double* En, idx m, idx u) {
+    lstm_fwd_loop(Z, E, Hn, En, m, u);
+}
+NX_CLONES void lstm_bwd_rows(const float* Z, const float* E, float* dh, float* dc, float* DZ,
+                             idx m, idx u) {
+    lstm_bwd_loop(Z, E, dh, dc, DZ, m, u);
+}
+NX_CLONES void lstm_bwd_rows(const double* Z, const double* E, double* dh, double* dc,
+                             double* DZ, idx m, idx u) {
+    lstm_bwd_loop(Z, E, dh, dc, DZ, m, u);
+}
+
 Act cell_activation(const Config& c, const std::string& key, const char* fallback) {
     const std::string name = c.text(key, fallback);
     const Activation a = parse_activation(name, 0.0);
@@ -181,11 +244,17 @@ class Recurrent final : public Layer<T> {
             auto out_of = [&](idx i) -> T* {
                 return seq_ ? y + i * T_ * u_ + s * u_ : (s + 1 == T_ ? y + i * u_ : nullptr);
             };
-            with_acts([&](auto fa, auto fr) {
+            if (cell_ == Cell::lstm && standard_acts()) {
+                lstm_fwd_rows(Zt, Et, Hn, En, m, u_);
                 for (idx i = 0; i < m; ++i)
-                    step_forward(fa, fr, Zt + i * G_, Ht + i * u_, Et + i * u_, R + i * G_, b,
-                                 Hn + i * u_, En + i * u_, out_of(i));
-            });
+                    if (T* o = out_of(i)) std::memcpy(o, Hn + i * u_, sizeof(T) * u_);
+            } else {
+                with_acts([&](auto fa, auto fr) {
+                    for (idx i = 0; i < m; ++i)
+                        step_forward(fa, fr, Zt + i * G_, Ht + i * u_, Et + i * u_, R + i * G_,
+                                     b, Hn + i * u_, En + i * u_, out_of(i));
+                });
+            }
             if (mh)  // recurrent dropout (simple_rnn, lstm): H keeps the masked h_{s}
                 for (idx i = 0; i < m; ++i)
                     for (idx j = 0; j < u_; ++j) Hn[i * u_ + j] *= mh[i * u_ + j];
@@ -220,6 +289,15 @@ class Recurrent final : public Layer<T> {
         for (idx s = T_ - 1; s >= 0; --s) {
             const idx t = back_ ? T_ - 1 - s : s;
             const idx o = t * m;  // this step's first row
+            if (cell_ == Cell::lstm && standard_acts()) {
+                for (idx i = 0; i < m; ++i) {
+                    const T* g = seq_ ? dy + i * T_ * u_ + s * u_
+                                      : (s + 1 == T_ ? dy + i * u_ : nullptr);
+                    if (g)
+                        for (idx j = 0; j < u_; ++j) dh[i * u_ + j] += g[j];
+                }
+                lstm_bwd_rows(Z + o * G_, E + o * u_, dh, dc, DZ + o * G_, m, u_);
+            } else
             with_acts([&](auto fa, auto fr) {
                 for (idx i = 0; i < m; ++i) {
                     T* d = dh + i * u_;
@@ -320,10 +398,13 @@ class Recurrent final : public Layer<T> {
         return reinterpret_cast<T*>(r.work) + std::max(fwd, bwd);
     }
 
+    bool standard_acts() const {
+        return act_ == Act::tanh && (cell_ == Cell::rnn || rec_ == Act::logistic);
+    }
     // body(fa, fr) with the cell's activation and recurrent activation as functors
     template <class Body>
     NX_INLINE void with_acts(Body&& body) const {
-        if (act_ == Act::tanh && (cell_ == Cell::rnn || rec_ == Act::logistic))
+        if (standard_acts())
             body(TanhAct<T>{}, SigmoidAct<T>{});
         else
             body(AnyAct<T>{act_}, AnyAct<T>{rec_});
