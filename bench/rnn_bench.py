@@ -1,4 +1,4 @@
-"""Recurrent layers: train step + inference batch (neuraxis/PyTorch/NumPy), model.fit epochs (Keras 3).
+"""Recurrent layers: train step + inference (neuraxis/PyTorch/NumPy), model.fit epochs (Keras 3).
 
 One training step and one inference batch of LSTM(50), SimpleRNN(50) and GRU(50) on sequences
 of length 100 with 1 feature, batch 64: neuraxis vs PyTorch vs a NumPy reference; model.fit
@@ -311,7 +311,6 @@ class NumpyRNN:
         return ws
 
     def _head(self, h):
-        np = self.np
         Wd, bd = self.params[3:]
         s = h @ Wd
         s += bd
@@ -590,7 +589,8 @@ def run_neuraxis(cell, shape, steps, repeat):
     def infer(i):
         net.predict(params, X[i * batch:(i + 1) * batch])
 
-    return {"train_step_s": timed(step, steps, repeat), "predict_batch_s": timed(infer, steps, repeat),
+    return {"train_step_s": timed(step, steps, repeat),
+            "predict_batch_s": timed(infer, steps, repeat),
             "threads": neuraxis.get_num_threads(), "version": neuraxis.__version__}
 
 
