@@ -9,7 +9,8 @@ MODULES = [
     "neuraxis.models", "neuraxis.layers", "neuraxis.layers.core", "neuraxis.layers.activation",
     "neuraxis.optimizers", "neuraxis.losses", "neuraxis.metrics", "neuraxis.callbacks",
     "neuraxis.saving", "neuraxis.utils", "neuraxis.activations", "neuraxis.initializers",
-    "neuraxis._keras.session", "neuraxis._keras.progbar",
+    "neuraxis._keras.session", "neuraxis._keras.progbar", "neuraxis.layers.normalization",
+    "neuraxis.layers.recurrent", "neuraxis.layers.bidirectional",
 ]
 
 

@@ -34,6 +34,11 @@ class Config {
 
     // ValueError naming every key that no reader asked for.
     void check_all_read() const;
+    // A copy for a wrapped layer (Bidirectional's inner ones): `changes` set or replace
+    // keys, `removed` are dropped; every key of this one counts as read here (the copy
+    // checks its own).
+    Config derived(const std::string& where, const std::map<std::string, Value>& changes,
+                   const std::vector<std::string>& removed) const;
     // ValueError "<where>: <message>".
     [[noreturn]] void fail(const std::string& message) const;
 

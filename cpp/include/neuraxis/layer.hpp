@@ -144,5 +144,7 @@ std::unique_ptr<Layer<T>> make_batch_norm(const Config& c, const Shape& in);
 template <class T>
 std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in,
                                          int index);  // simple_rnn, lstm, gru
+template <class T>
+std::unique_ptr<Layer<T>> make_bidirectional(const Config& c, const Shape& in, int index);
 
 }  // namespace neuraxis

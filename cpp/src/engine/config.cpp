@@ -60,4 +60,13 @@ void Config::check_all_read() const {
     if (!unknown.empty()) fail("unknown key(s) " + unknown);
 }
 
+Config Config::derived(const std::string& where, const std::map<std::string, Value>& changes,
+                       const std::vector<std::string>& removed) const {
+    std::map<std::string, Value> values = values_;
+    for (const auto& kv : values_) read_.insert(kv.first);
+    for (const auto& k : removed) values.erase(k);
+    for (const auto& kv : changes) values[kv.first] = kv.second;
+    return Config(where, std::move(values));
+}
+
 }  // namespace neuraxis

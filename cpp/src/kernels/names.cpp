@@ -41,7 +41,8 @@ const char* const kLayers[] = {"dense",   "activation", "dropout",   "flatten",
                                "conv1d", "max_pool1d", "avg_pool1d", "global_max_pool",
                                "global_avg_pool", "zero_pad1d", "zero_pad2d", "crop1d", "crop2d",
                                "upsample1d", "upsample2d",
-                               "batch_norm", "simple_rnn", "lstm", "gru"};
+                               "batch_norm", "simple_rnn", "lstm", "gru",
+                               "bidirectional"};
 
 template <class Table>
 std::vector<std::string> firsts(const Table& t, int count = -1) {
