@@ -661,6 +661,76 @@ py::tuple op_batch_norm_backward(Arr<T> x, Arr<T> dy, std::optional<Arr<T>> gamm
     return py::make_tuple(dx, dg, db);
 }
 
+// ---- one engine layer on NumPy arrays (ops for the recurrent / embedding layers) -------
+// The layer of `spec` on x (n, *input_shape), single-threaded, in inference or training
+// mode (dropout masks from `seed`); returns y, or (y, dx, [dW...]) given dy.
+template <class T>
+std::unique_ptr<Layer<T>> op_layer(const py::dict& spec, Arr<T> x, const py::list& params,
+                                   std::vector<const T*>& W, std::vector<Arr<T>>& keep) {
+    if (x.ndim() < 2) throw py::value_error("x must be (n, *sample_shape)");
+    Shape in(x.shape() + 1, x.shape() + x.ndim());
+    auto layer = make_layer<T>(to_config(spec, 0), in, 0);
+    const auto specs = layer->params();
+    if (params.size() != specs.size())
+        throw py::value_error("expected " + std::to_string(specs.size()) + " parameter arrays, got " +
+                              std::to_string(params.size()));
+    for (std::size_t p = 0; p < specs.size(); ++p) {
+        keep.push_back(params[p].cast<Arr<T>>());  // alive while W points into it
+        if (keep.back().size() != numel(specs[p].shape))
+            throw py::value_error("parameter " + std::to_string(p) + " must have shape " +
+                                  shape_str(specs[p].shape));
+        W.push_back(keep.back().data());
+    }
+    return layer;
+}
+
+template <class T>
+py::object op_layer_run(const py::dict& spec, Arr<T> x, const py::list& params,
+                        std::optional<Arr<T>> dy, bool training, std::uint64_t seed) {
+    std::vector<const T*> W;
+    std::vector<Arr<T>> kept;
+    kept.reserve(params.size());
+    auto layer = op_layer<T>(spec, x, params, W, kept);
+    const idx n = x.shape(0);
+    std::vector<py::ssize_t> yshape{py::ssize_t(n)};
+    for (idx d : layer->out_shape()) yshape.push_back(d);
+    Arr<T> y(yshape);
+    std::vector<std::byte> saved(n * layer->saved_bytes_per_row()), work(layer->work_bytes(n));
+    Rows r;
+    r.m = n;
+    r.seed = seed;
+    r.training = training;
+    r.work = work.data();
+    Sync sync;  // one thread: batch-coupled layers reduce over all n rows
+    std::vector<double> part(layer->batch_doubles());
+    double* part_ptr = part.data();
+    sync.parts = &part_ptr;
+    if (!part.empty()) r.sync = &sync;
+    {
+        py::gil_scoped_release release;
+        layer->forward(r, W.data(), x.data(), y.mutable_data(), saved.data());
+    }
+    if (!dy) return std::move(y);
+    if (dy->size() != y.size()) throw py::value_error("dy must have the shape of the output");
+    Arr<T> dx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    py::list grads;
+    std::vector<T*> dW;
+    std::vector<Arr<T>> keep;
+    for (const auto& ps : layer->params()) {
+        std::vector<py::ssize_t> sh(ps.shape.begin(), ps.shape.end());
+        keep.emplace_back(sh);
+        dW.push_back(keep.back().mutable_data());
+    }
+    std::vector<T> dyc(dy->data(), dy->data() + dy->size());  // backward may use dy as scratch
+    {
+        py::gil_scoped_release release;
+        layer->backward(r, W.data(), x.data(), y.data(), saved.data(), dyc.data(),
+                        dx.mutable_data(), dW.data());
+    }
+    for (auto& g : keep) grads.append(g);
+    return py::make_tuple(y, dx, grads);
+}
+
 template <class T>
 void bind_ops(py::module_& m) {
     m.def("conv2d_forward", &op_conv2d_forward<T>, py::arg("x").noconvert(),
@@ -669,6 +739,9 @@ void bind_ops(py::module_& m) {
     m.def("conv2d_backward", &op_conv2d_backward<T>, py::arg("x").noconvert(),
           py::arg("w").noconvert(), py::arg("dy").noconvert(), py::arg("strides"),
           py::arg("padding"), py::arg("dilation_rate"));
+    m.def("layer_run", &op_layer_run<T>, py::arg("spec"), py::arg("x").noconvert(),
+          py::arg("params"), py::arg("dy").noconvert() = py::none(), py::arg("training") = false,
+          py::arg("seed") = 0);
     m.def("batch_norm_forward", &op_batch_norm_forward<T>, py::arg("x").noconvert(),
           py::arg("gamma").noconvert(), py::arg("beta").noconvert(), py::arg("mean").noconvert(),
           py::arg("variance").noconvert(), py::arg("training"), py::arg("epsilon"));

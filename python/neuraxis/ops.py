@@ -210,3 +210,87 @@ def batch_norm_backward(x, dy, gamma, mean, variance, training=False, epsilon=1e
     x, dy, gamma, mean, variance = _prep(x, dy, gamma, mean, variance)
     return _core.batch_norm_backward(x, dy, gamma, mean, variance, bool(training),
                                      float(epsilon))
+
+
+# ---- recurrent layers, one engine layer on arrays (x: (n, steps, features)) ---------------
+def _layer(spec, x, params, dy=None, training=False, seed=0):
+    arrays = _prep(x, *params, dy)
+    x, params, dy = arrays[0], [p for p in arrays[1:-1] if p is not None], arrays[-1]
+    out = _core.layer_run(spec, x, params, dy, bool(training), int(seed))
+    return out if dy is None else (out[1], *out[2])
+
+
+_ACT_ALIASES = {"sigmoid": "logistic", "linear": "identity", None: "identity"}
+
+
+def _rnn_spec(kind, units, activation, return_sequences, go_backwards, **extra):
+    if "recurrent_activation" in extra:
+        extra["recurrent_activation"] = _ACT_ALIASES.get(extra["recurrent_activation"],
+                                                         extra["recurrent_activation"])
+    return {"kind": kind, "units": int(units),
+            "activation": _ACT_ALIASES.get(activation, activation),
+            "return_sequences": bool(return_sequences), "go_backwards": bool(go_backwards),
+            **extra}
+
+
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, activation="tanh",
+                       return_sequences=False, go_backwards=False):
+    """Keras's SimpleRNN: h_t = act(x_t kernel + h_{t-1} recurrent_kernel + bias), h_{-1} = 0;
+    the last h (n, units), or every h (n, steps, units) with return_sequences.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> x = np.ones((1, 3, 1)); k = np.full((1, 1), 0.5); r = np.zeros((1, 1))
+    >>> np.round(simple_rnn_forward(x, k, r, return_sequences=True), 4).ravel().tolist()
+    [0.4621, 0.4621, 0.4621]
+    """
+    spec = _rnn_spec("simple_rnn", np.shape(kernel)[1], activation, return_sequences,
+                     go_backwards, use_bias=bias is not None)
+    return _layer(spec, x, [kernel, recurrent_kernel, bias])
+
+
+def simple_rnn_backward(x, kernel, recurrent_kernel, dy, bias=None, activation="tanh",
+                        return_sequences=False, go_backwards=False):
+    """(dx, dkernel, drecurrent_kernel[, dbias]) of simple_rnn_forward given dy (BPTT)."""
+    spec = _rnn_spec("simple_rnn", np.shape(kernel)[1], activation, return_sequences,
+                     go_backwards, use_bias=bias is not None)
+    return _layer(spec, x, [kernel, recurrent_kernel, bias], dy)
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, activation="tanh",
+                 recurrent_activation="logistic", return_sequences=False, go_backwards=False):
+    """Keras's LSTM (gate order i, f, c, o; kernel (features, 4 units))."""
+    spec = _rnn_spec("lstm", np.shape(kernel)[1] // 4, activation, return_sequences,
+                     go_backwards, use_bias=bias is not None,
+                     recurrent_activation=recurrent_activation)
+    return _layer(spec, x, [kernel, recurrent_kernel, bias])
+
+
+def lstm_backward(x, kernel, recurrent_kernel, dy, bias=None, activation="tanh",
+                  recurrent_activation="logistic", return_sequences=False, go_backwards=False):
+    """(dx, dkernel, drecurrent_kernel[, dbias]) of lstm_forward given dy."""
+    spec = _rnn_spec("lstm", np.shape(kernel)[1] // 4, activation, return_sequences,
+                     go_backwards, use_bias=bias is not None,
+                     recurrent_activation=recurrent_activation)
+    return _layer(spec, x, [kernel, recurrent_kernel, bias], dy)
+
+
+def gru_forward(x, kernel, recurrent_kernel, bias=None, activation="tanh",
+                recurrent_activation="logistic", reset_after=True, return_sequences=False,
+                go_backwards=False):
+    """Keras's GRU (gate order z, r, h; bias (2, 3 units) with reset_after)."""
+    spec = _rnn_spec("gru", np.shape(kernel)[1] // 3, activation, return_sequences,
+                     go_backwards, use_bias=bias is not None, reset_after=bool(reset_after),
+                     recurrent_activation=recurrent_activation)
+    return _layer(spec, x, [kernel, recurrent_kernel, bias])
+
+
+def gru_backward(x, kernel, recurrent_kernel, dy, bias=None, activation="tanh",
+                 recurrent_activation="logistic", reset_after=True, return_sequences=False,
+                 go_backwards=False):
+    """(dx, dkernel, drecurrent_kernel[, dbias]) of gru_forward given dy."""
+    spec = _rnn_spec("gru", np.shape(kernel)[1] // 3, activation, return_sequences,
+                     go_backwards, use_bias=bias is not None, reset_after=bool(reset_after),
+                     recurrent_activation=recurrent_activation)
+    return _layer(spec, x, [kernel, recurrent_kernel, bias], dy)
