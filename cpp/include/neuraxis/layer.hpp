@@ -44,6 +44,10 @@ struct Rows {
     bool dz = false;           // backward: dy already is dL/dz of the layer's own
                                // output activation (the loss was fused with it)
     const std::int32_t* lengths = nullptr;  // per row: valid time steps, or null
+    // Keras's step mask (1 = the step is real), rows x mask_steps(): written by the
+    // layer that makes it (Masking, Embedding(mask_zero)), read by the recurrent
+    // layers after it; null when the network has none.
+    std::uint8_t* mask = nullptr;
     std::byte* work = nullptr;  // this thread's scratch, >= work_bytes(m) bytes
     bool* nonfinite = nullptr;  // forward: set when a pre-activation is NaN/inf
     const Sync* sync = nullptr;  // this layer's share of the batch (batch_doubles() > 0)
@@ -63,6 +67,10 @@ class Layer {
     virtual idx work_bytes(idx /*m*/) const { return 0; }  // per-thread scratch
     virtual double macs_per_row() const = 0;  // forward cost, feeds the threading rule
     virtual bool aliases_input() const { return false; }  // y is x (Flatten, Reshape)
+    // Steps per row of the step mask this layer writes (Rows::mask), or 0.
+    virtual idx mask_steps() const { return 0; }
+    // Whether this layer reads the step mask (then it has this many steps).
+    virtual idx reads_mask() const { return 0; }
     // Doubles of per-thread state this layer shares across the batch's threads
     // (Rows::sync; kept from forward to backward); 0: rows are independent.
     virtual idx batch_doubles() const { return 0; }
@@ -146,5 +154,7 @@ std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in,
                                          int index);  // simple_rnn, lstm, gru
 template <class T>
 std::unique_ptr<Layer<T>> make_bidirectional(const Config& c, const Shape& in, int index);
+template <class T>
+std::unique_ptr<Layer<T>> make_masking(const Config& c, const Shape& in);
 
 }  // namespace neuraxis

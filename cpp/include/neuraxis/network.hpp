@@ -164,12 +164,15 @@ class Network {
     struct PredictScratch {  // one thread's buffers in a predict call
         std::vector<std::vector<T>> bufs;
         std::vector<std::byte> work;
+        std::vector<std::uint8_t> mask;  // the step mask of its rows
     };
     // Reused by the predict call holding predict_mu_ (a concurrent call allocates its
     // own): no allocation, page faults or zero-fill per call for a model's predicts.
     mutable std::mutex predict_mu_;
     mutable std::vector<PredictScratch> predict_scratch_;
-    bool coupled_ = false;  // some layer couples a batch's rows (Layer::batch_doubles)
+    bool coupled_ = false;
+    idx mask_T_ = 0;                   // steps of the step mask (0: no layer makes one)
+    std::vector<std::uint8_t> maskbuf_;  // training: the batch's step mask  // some layer couples a batch's rows (Layer::batch_doubles)
     std::vector<std::vector<std::vector<double>>> bstate_;  // per layer, per thread
     std::vector<std::vector<double*>> bparts_;              // per layer: bstate_'s pointers
     std::vector<T> xbuf_, ybuf_, swbuf_;

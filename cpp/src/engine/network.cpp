@@ -73,6 +73,12 @@ Network<T>::Network(Shape input, const std::vector<Config>& configs, Loss loss,
         }
         cost_per_row_ += la.macs_per_row();
         coupled_ = coupled_ || la.batch_doubles() > 0;
+        if (la.reads_mask() && la.reads_mask() != mask_T_)
+            throw ValueError("layer " + std::to_string(l) + " reads a step mask of " +
+                             std::to_string(la.reads_mask()) + " steps, but " +
+                             (mask_T_ ? "the mask before it has " + std::to_string(mask_T_)
+                                      : std::string("no layer before it makes one")));
+        if (la.mask_steps()) mask_T_ = la.mask_steps();
     }
     pfirst_.push_back(int(pspec_.size()));
 
@@ -154,6 +160,7 @@ void Network<T>::reserve(idx batch) {
     for (auto& w : work_) w.assign(work_bytes_, std::byte{0});
     if (sliced_first_ >= 0)
         for (auto& b : part_) b.resize(batch * layers_[sliced_first_]->out_size());
+    maskbuf_.resize(batch * mask_T_);
     xbuf_.resize(batch * n_in());
     ybuf_.resize(batch * n_out());
     swbuf_.resize(batch);
@@ -328,6 +335,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     r.seed = seed;
     r.training = training;
     r.lengths = b.lengths ? b.lengths + r0 : nullptr;
+    r.mask = mask_T_ ? maskbuf_.data() + r0 * mask_T_ : nullptr;
     r.work = work_[t].data();
     forward(params, r, x, sc.outs, sc.saved, nullptr, &sc.sync, from);
 
@@ -650,6 +658,7 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
             if (int(l) != last && bufs[l].size() < need) bufs[l].resize(need);
         }
         if (ps.work.size() < std::size_t(wb)) ps.work.resize(wb);
+        if (ps.mask.size() < std::size_t(chunk * mask_T_)) ps.mask.resize(chunk * mask_T_);
         std::vector<std::byte>& work = ps.work;
         std::vector<std::vector<double>> state(L);
         std::vector<double*> state_ptr(L);
@@ -673,6 +682,7 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
             r.seed = seed;
             r.training = training;
             r.lengths = lengths ? lengths + start : nullptr;
+            r.mask = mask_T_ ? ps.mask.data() : nullptr;
             r.work = work.data();
             forward(params, r, x, outs, saved, &nonfinite, batch_coupled ? &sync : nullptr);
         }

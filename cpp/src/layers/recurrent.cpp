@@ -161,6 +161,9 @@ class Recurrent final : public Layer<T> {
             c.fail("'dropout' and 'recurrent_dropout' must be in [0, 1)");
         if (rdrop_ > 0.0 && cell_ == Cell::gru)
             c.fail("'recurrent_dropout' is not supported for gru yet");
+        use_mask_ = c.flag("use_mask", false);
+        if (use_mask_ && rdrop_ > 0.0)
+            c.fail("a step mask together with 'recurrent_dropout' is not supported yet");
         if (in.size() != 2)
             c.fail("needs inputs of shape (steps, features), got " + shape_str(in));
         T_ = in[0];
@@ -192,6 +195,7 @@ class Recurrent final : public Layer<T> {
         return (std::max(fwd, bwd) + m * (F_ + u_)) * idx(sizeof(T));  // + the dropout masks
     }
     double macs_per_row() const override { return double(T_) * double(G_) * double(F_ + u_); }
+    idx reads_mask() const override { return use_mask_ ? T_ : 0; }
 
     void forward(const Rows& r, const T* const* W, const T* x, T* y, std::byte* saved) const override {
         const idx m = r.m;
@@ -244,15 +248,25 @@ class Recurrent final : public Layer<T> {
             auto out_of = [&](idx i) -> T* {
                 return seq_ ? y + i * T_ * u_ + s * u_ : (s + 1 == T_ ? y + i * u_ : nullptr);
             };
-            if (cell_ == Cell::lstm && standard_acts()) {
+            const std::uint8_t* mk = use_mask_ ? r.mask : nullptr;
+            // a masked step keeps the state (and repeats the last output), as Keras
+            auto keep_state = [&](idx i) {
+                if (!mk || mk[i * T_ + t]) return;
+                std::memcpy(Hn + i * u_, Ht + i * u_, sizeof(T) * u_);
+                if (cell_ == Cell::lstm) std::memcpy(En + i * u_, Et + i * u_, sizeof(T) * u_);
+                if (T* o = out_of(i)) std::memcpy(o, Hn + i * u_, sizeof(T) * u_);
+            };
+            if (cell_ == Cell::lstm && standard_acts() && !mk) {
                 lstm_fwd_rows(Zt, Et, Hn, En, m, u_);
                 for (idx i = 0; i < m; ++i)
                     if (T* o = out_of(i)) std::memcpy(o, Hn + i * u_, sizeof(T) * u_);
             } else {
                 with_acts([&](auto fa, auto fr) {
-                    for (idx i = 0; i < m; ++i)
+                    for (idx i = 0; i < m; ++i) {
                         step_forward(fa, fr, Zt + i * G_, Ht + i * u_, Et + i * u_, R + i * G_,
                                      b, Hn + i * u_, En + i * u_, out_of(i));
+                        if (!(cell_ == Cell::gru && !reset_after_)) keep_state(i);
+                    }
                 });
             }
             if (mh)  // recurrent dropout (simple_rnn, lstm): H keeps the masked h_{s}
@@ -264,8 +278,10 @@ class Recurrent final : public Layer<T> {
                     gemm1(false, false, int(m), int(u_), int(u_), T(1), Et, int(u_), U + 2 * u_,
                           int(G_), T(1), Zt + 2 * u_, int(G_));
                 with_acts([&](auto fa, auto) {
-                    for (idx i = 0; i < m; ++i)
+                    for (idx i = 0; i < m; ++i) {
                         gru_finish(fa, Zt + i * G_, Ht + i * u_, Hn + i * u_, out_of(i));
+                        keep_state(i);
+                    }
                 });
             }
         }
@@ -289,7 +305,8 @@ class Recurrent final : public Layer<T> {
         for (idx s = T_ - 1; s >= 0; --s) {
             const idx t = back_ ? T_ - 1 - s : s;
             const idx o = t * m;  // this step's first row
-            if (cell_ == Cell::lstm && standard_acts()) {
+            const std::uint8_t* mk = use_mask_ ? r.mask : nullptr;
+            if (cell_ == Cell::lstm && standard_acts() && !mk) {
                 for (idx i = 0; i < m; ++i) {
                     const T* g = seq_ ? dy + i * T_ * u_ + s * u_
                                       : (s + 1 == T_ ? dy + i * u_ : nullptr);
@@ -305,6 +322,11 @@ class Recurrent final : public Layer<T> {
                                       : (s + 1 == T_ ? dy + i * u_ : nullptr);
                     if (g)
                         for (idx j = 0; j < u_; ++j) d[j] += g[j];
+                    if (mk && !mk[i * T_ + t]) {  // the state passed through: so do dh, dc
+                        std::fill(DZ + (o + i) * G_, DZ + (o + i + 1) * G_, T(0));
+                        std::fill(DR + (o + i) * G_, DR + (o + i + 1) * G_, T(0));
+                        continue;
+                    }
                     step_backward(fa, fr, Z + (o + i) * G_, H + (o + i) * u_, E + (o + i) * u_, d,
                                   dc + i * u_, DZ + (o + i) * G_, DR + (o + i) * G_, tmp + i * u_,
                                   W);
@@ -575,6 +597,7 @@ class Recurrent final : public Layer<T> {
     idx u_ = 0, T_ = 0, F_ = 0, G_ = 0, E_ = 0;
     Act act_ = Act::tanh, rec_ = Act::logistic;
     bool bias_ = true, seq_ = false, back_ = false, trainable_ = true, reset_after_ = false;
+    bool use_mask_ = false;             // skip the steps the step mask marks (Keras masking)
     int index_ = 0;                     // keys this layer's dropout counters
     double drop_ = 0.0, rdrop_ = 0.0;   // input / recurrent dropout rates
 };

@@ -34,6 +34,8 @@ std::unique_ptr<Layer<T>> make_layer(const Config& c, const Shape& in, int index
         layer = make_recurrent<T>(c, in, index);
     else if (kind == "bidirectional")
         layer = make_bidirectional<T>(c, in, index);
+    else if (kind == "masking")
+        layer = make_masking<T>(c, in);
     else if (kind == "batch_norm")
         layer = make_batch_norm<T>(c, in);
     else if (kind == "conv1d" || kind == "max_pool1d" || kind == "avg_pool1d" ||
