@@ -146,5 +146,7 @@ std::unique_ptr<Layer<T>> make_recurrent(const Config& c, const Shape& in,
                                          int index);  // simple_rnn, lstm, gru
 template <class T>
 std::unique_ptr<Layer<T>> make_bidirectional(const Config& c, const Shape& in, int index);
+template <class T>
+std::unique_ptr<Layer<T>> make_embedding(const Config& c, const Shape& in);
 
 }  // namespace neuraxis
