@@ -11,6 +11,7 @@ MODULES = [
     "neuraxis.saving", "neuraxis.utils", "neuraxis.activations", "neuraxis.initializers",
     "neuraxis._keras.session", "neuraxis._keras.progbar", "neuraxis.layers.normalization",
     "neuraxis.layers.recurrent", "neuraxis.layers.bidirectional",
+    "neuraxis.layers.embedding", "neuraxis.layers.wrappers",
 ]
 
 

@@ -230,6 +230,7 @@ _CLASSES = {c.__name__: c for c in (Zeros, Ones, Constant, RandomUniform, Random
                                     VarianceScaling, GlorotUniform, GlorotNormal, HeUniform,
                                     HeNormal, Orthogonal)}
 _ALIASES = {"zeros": Zeros, "ones": Ones, "constant": Constant, "random_uniform": RandomUniform,
+            "uniform": RandomUniform, "normal": RandomNormal,
             "random_normal": RandomNormal, "variance_scaling": VarianceScaling,
             "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
             "he_uniform": HeUniform, "he_normal": HeNormal, "orthogonal": Orthogonal,

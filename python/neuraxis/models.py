@@ -335,6 +335,7 @@ class Sequential:
         x = data.as_features(x, self._build_input_shape if self.built else None, self.name)
         if not self.built:
             self.build((None,) + x.shape[1:])
+        specs.check_inputs(self, x)
         return x.reshape(len(x), -1)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,

@@ -156,5 +156,7 @@ template <class T>
 std::unique_ptr<Layer<T>> make_bidirectional(const Config& c, const Shape& in, int index);
 template <class T>
 std::unique_ptr<Layer<T>> make_masking(const Config& c, const Shape& in);
+template <class T>
+std::unique_ptr<Layer<T>> make_embedding(const Config& c, const Shape& in);
 
 }  // namespace neuraxis

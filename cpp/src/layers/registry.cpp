@@ -44,6 +44,8 @@ std::unique_ptr<Layer<T>> make_layer(const Config& c, const Shape& in, int index
     else if (kind == "zero_pad1d" || kind == "zero_pad2d" || kind == "crop1d" ||
              kind == "crop2d" || kind == "upsample1d" || kind == "upsample2d")
         layer = make_spatial<T>(c, in);
+    else if (kind == "embedding")
+        layer = make_embedding<T>(c, in);
     else
         c.fail("unknown layer kind '" + kind + "'; expected one of " +
                join_names(names_of("layers")));

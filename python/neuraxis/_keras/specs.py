@@ -35,6 +35,15 @@ def sample_shape(model, X=None):
     return shape
 
 
+def check_inputs(model, x):
+    """Let the model's first layer check its batch `x` before any engine call (an Embedding:
+    integer ids in range), for layers that say more than shape and finiteness."""
+    layers = model.layers
+    check = getattr(layers[0], "_check_inputs", None) if layers else None
+    if check is not None:
+        check(x)
+
+
 def output_shape(model, X=None):
     """The model's output shape (None batch) for the rows `X` (see `sample_shape`)."""
     if None not in model._build_input_shape[1:]:

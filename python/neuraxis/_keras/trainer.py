@@ -15,7 +15,7 @@ import numpy as np
 
 from . import data, session
 from .progbar import Progbar
-from .specs import network, output_shape
+from .specs import check_inputs, network, output_shape
 from .utils import user_stacklevel
 
 
@@ -95,6 +95,7 @@ def prepare(model, x, y, sample_weight=None, class_weight=None, what="fit"):
     x = data.as_features(x, model._build_input_shape if model.built else None, model.name)
     if not model.built:
         model.build((None,) + x.shape[1:])
+    check_inputs(model, x)
     if y is None:
         raise ValueError(f"`{what}` needs targets: pass y")
     if model._loss is None:

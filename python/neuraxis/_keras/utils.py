@@ -46,14 +46,16 @@ def normalize_shape(shape, what="shape"):
 
 def check_input_shape(batch_shape, what="input shape"):
     """ValueError unless every axis but the batch is known. The one exception is the steps
-    axis of a sequence input (batch, steps, features): it may be None (variable length),
-    because no weight depends on it; the engine network is built per data length."""
+    axis of a sequence input (batch, steps, features), or of a batch of id sequences
+    (batch, steps) for an Embedding: it may be None (variable length), because no weight
+    depends on it; the engine network is built per data length. (A layer that needs the
+    axis, such as a Dense on (batch, steps), refuses it when the model is built.)"""
     dims = tuple(batch_shape)[1:]
     unknown = [i for i, d in enumerate(dims) if d is None]
-    if not dims or (unknown and not (len(dims) == 2 and unknown == [0])):
+    if not dims or (unknown and not (len(dims) in (1, 2) and unknown == [0])):
         raise ValueError(f"The {what} must be fully defined (e.g. shape=(64,)); only the steps "
-                         "axis of a sequence input (steps, features) may be None, e.g. "
-                         f"shape=(None, 1). Got {dims}")
+                         "axis of a sequence input (steps, features) or of ids (steps,) may be "
+                         f"None, e.g. shape=(None, 1) or shape=(None,). Got {dims}")
 
 
 def shapes_compatible(a, b):

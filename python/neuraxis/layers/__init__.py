@@ -11,6 +11,7 @@ from ._base import Layer
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from .convolutional import Conv1D, Conv2D
 from .core import Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
+from .embedding import Embedding
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
                       GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D,
@@ -20,6 +21,7 @@ from .bidirectional import Bidirectional
 from .recurrent import GRU, LSTM, SimpleRNN
 from .reshaping import (Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
+from .wrappers import TimeDistributed
 
 _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Dropout, Flatten, Reshape, Activation,
                                     ReLU, LeakyReLU, ELU, Softmax, Conv2D, MaxPooling2D,
@@ -30,6 +32,7 @@ _EXTRA = (Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D, Global
           Cropping2D, UpSampling1D, UpSampling2D)
 _CLASSES.update({c.__name__: c for c in _EXTRA})
 _CLASSES.update({c.__name__: c for c in (SimpleRNN, LSTM, GRU, Bidirectional)})
+_CLASSES.update(Embedding=Embedding, TimeDistributed=TimeDistributed)
 _CLASSES.update(MaxPool1D=MaxPool1D, AvgPool1D=AvgPool1D, GlobalAvgPool1D=GlobalAvgPool1D,
                 GlobalAvgPool2D=GlobalAvgPool2D, GlobalMaxPool1D=GlobalMaxPool1D,
                 GlobalMaxPool2D=GlobalMaxPool2D)
@@ -43,6 +46,7 @@ __all__ += ["Conv1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1
             "GlobalMaxPool2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
             "UpSampling1D", "UpSampling2D"]
 __all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
+__all__ += ["Embedding", "TimeDistributed"]
 
 
 def serialize(layer):

@@ -104,7 +104,7 @@ class Dense(KernelBiasLayer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 lora_rank=None, lora_alpha=None, **kwargs):
+                 lora_rank=None, lora_alpha=None, quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             if not (isinstance(units, float) and units.is_integer() and units > 0):
@@ -112,7 +112,7 @@ class Dense(KernelBiasLayer):
                                  f"integer. Received: units={units!r}")
         _none_only(kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
                    kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
-                   lora_rank=lora_rank)
+                   lora_rank=lora_rank, quantization_config=quantization_config)
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
