@@ -10,7 +10,7 @@ MODULES = [
     "neuraxis.optimizers", "neuraxis.losses", "neuraxis.metrics", "neuraxis.callbacks",
     "neuraxis.saving", "neuraxis.utils", "neuraxis.activations", "neuraxis.initializers",
     "neuraxis._keras.session", "neuraxis._keras.progbar", "neuraxis.layers.normalization",
-    "neuraxis.layers.recurrent", "neuraxis.layers.bidirectional",
+    "neuraxis.layers.recurrent", "neuraxis.layers.bidirectional", "neuraxis.layers.masking",
     "neuraxis.layers.embedding", "neuraxis.layers.wrappers",
 ]
 

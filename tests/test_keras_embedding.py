@@ -247,8 +247,7 @@ def test_embedding_argument_errors():
         L.Embedding(0, 3)
     with pytest.raises(ValueError, match="`output_dim` must be a positive integer"):
         L.Embedding(3, 2.0)
-    with pytest.raises(NotImplementedError, match=r"mask_zero=True\) is not supported"):
-        L.Embedding(3, 2, mask_zero=True)
+    assert L.Embedding(3, 2, mask_zero=True).get_config()["mask_zero"] is True
     for kw in ({"embeddings_regularizer": "l2"}, {"embeddings_constraint": "non_neg"},
                {"lora_rank": 2}):
         with pytest.raises(NotImplementedError):

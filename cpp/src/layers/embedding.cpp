@@ -34,7 +34,10 @@ class Embedding final : public Layer<T> {
         if (dim_ < 1)
             c.fail("'output_dim' must be a positive integer, got " + std::to_string(dim_));
         trainable_ = c.flag("trainable", true);
+        mask_zero_ = c.flag("mask_zero", false);
         if (in.empty()) c.fail("needs inputs with at least one axis");
+        if (mask_zero_ && in.size() != 1)
+            c.fail("mask_zero needs ids of shape (steps,), got " + shape_str(in));
         this->in_ = in;
         this->out_ = in;
         this->out_.push_back(dim_);
@@ -44,6 +47,8 @@ class Embedding final : public Layer<T> {
         return {{{rows_, dim_}, true, trainable_}};
     }
     double macs_per_row() const override { return kElementCost * double(ids_ * dim_); }
+    // mask_zero: id 0 marks a padding step (Keras's mask for the layers after it)
+    idx mask_steps() const override { return mask_zero_ ? ids_ : 0; }
 
     // y[i][p][:] = E[x[i][p]][:]
     void forward(const Rows& r, const T* const* W, const T* x, T* y,
@@ -52,6 +57,8 @@ class Embedding final : public Layer<T> {
         const T* E = W[0];
         for (idx i = 0; i < n; ++i)
             std::memcpy(y + i * dim_, E + row_of(x[i], rows_) * dim_, sizeof(T) * dim_);
+        if (mask_zero_ && r.mask)
+            for (idx i = 0; i < n; ++i) r.mask[i] = row_of(x[i], rows_) != 0 ? 1 : 0;
         if (r.nonfinite) *r.nonfinite = *r.nonfinite || !all_finite(y, n * dim_);
     }
     // dE[x[i][p]][:] += dy[i][p][:] (repeated ids accumulate, in row order);
@@ -86,7 +93,7 @@ class Embedding final : public Layer<T> {
     }
 
     idx rows_ = 0, dim_ = 0, ids_ = 0;
-    bool trainable_ = true;
+    bool trainable_ = true, mask_zero_ = false;
 };
 
 }  // namespace

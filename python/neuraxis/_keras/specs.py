@@ -59,11 +59,13 @@ def engine_specs(model, input_shape=None):
     weight arrays it trains, in order. `input_shape` (per sample) defaults to the model's."""
     layers, params = [], []
     fusable = False  # the last dict is a linear Dense with nothing after it yet
+    masker = None    # the layer whose step mask is active (Masking, Embedding(mask_zero))
     for layer in model.layers:
         spec = layer._engine_spec()
         if spec is None:
             continue
         spec = dict(spec)
+        masker = _follow_mask(masker, layer, spec)
         if "trainable" in spec:
             spec["trainable"] = bool(spec["trainable"] and model.trainable)
         if spec["kind"] == "activation" and fusable:
@@ -76,7 +78,45 @@ def engine_specs(model, input_shape=None):
         params += layer.weights
         fusable = spec["kind"] == "dense" and spec["activation"] == "identity"
     shape = list(model._build_input_shape[1:]) if input_shape is None else list(input_shape)
+    model._masked_output = masker.name if masker is not None else None
     return shape, layers, params
+
+
+_RECURRENT = ("simple_rnn", "lstm", "gru", "bidirectional")
+_MASK_PASSES = ("dense", "dropout", "activation")  # Keras passes the mask on unchanged
+
+
+def _follow_mask(masker, layer, spec):
+    """Keras's mask propagation, for the layers the engine runs with it: the recurrent
+    layers skip the masked steps (`use_mask`) and pass the mask on only with
+    return_sequences; Dense / Dropout / Activation pass it on. Any other layer would use
+    the mask in Keras: refused rather than silently ignored. Returns the active masker."""
+    kind = spec["kind"]
+    if kind == "masking" or (kind == "embedding" and spec.get("mask_zero")):
+        return layer
+    if masker is None:
+        return None
+    if kind in _RECURRENT:
+        spec["use_mask"] = True
+        return masker if spec.get("return_sequences") else None
+    if kind in _MASK_PASSES:
+        return masker
+    raise NotImplementedError(
+        f"The step mask of layer \"{masker.name}\" ({type(masker).__name__}) reaches layer "
+        f"\"{layer.name}\" ({type(layer).__name__}), which would use it in Keras; here only "
+        "SimpleRNN / LSTM / GRU / Bidirectional use a mask (with Dense, Dropout and "
+        "Activation layers between). Remove the mask (mask_zero=False / no Masking layer) or "
+        "put a recurrent layer first.")
+
+
+def check_masked_output(model, what):
+    """NotImplementedError when a step mask reaches the model's (sequence) output, whose loss
+    and metrics Keras would take over the real steps only."""
+    if getattr(model, "_masked_output", None):
+        raise NotImplementedError(
+            f"`{what}`: the step mask of layer \"{model._masked_output}\" reaches the model's "
+            "output (a sequence), whose loss Keras takes over the real steps only; that is "
+            "not supported yet. `predict` works.")
 
 
 def network(model, loss_name="mse", X=None):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import data, session
 from .progbar import Progbar
-from .specs import check_inputs, network, output_shape
+from .specs import check_inputs, check_masked_output, network, output_shape
 from .utils import user_stacklevel
 
 
@@ -261,6 +261,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if val is not None:
         Xv, vplan, swv = prepare(model, val[0], val[1], val[2])
     net, params = network(model, plan.engine_loss, X)
+    check_masked_output(model, "fit")
     model.optimizer.build(params, trainable=net.param_trainable)
     steps = math.ceil(len(X) / bs)
     cbs = callback_list(callbacks, model=model, add_history=True, add_progbar=verbose != 0,

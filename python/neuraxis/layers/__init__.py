@@ -18,6 +18,7 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
                       GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D,
                       GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from .bidirectional import Bidirectional
+from .masking import Masking
 from .recurrent import GRU, LSTM, SimpleRNN
 from .reshaping import (Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
@@ -31,7 +32,7 @@ _EXTRA = (Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D, Global
           GlobalMaxPooling1D, GlobalMaxPooling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
           Cropping2D, UpSampling1D, UpSampling2D)
 _CLASSES.update({c.__name__: c for c in _EXTRA})
-_CLASSES.update({c.__name__: c for c in (SimpleRNN, LSTM, GRU, Bidirectional)})
+_CLASSES.update({c.__name__: c for c in (SimpleRNN, LSTM, GRU, Bidirectional, Masking)})
 _CLASSES.update(Embedding=Embedding, TimeDistributed=TimeDistributed)
 _CLASSES.update(MaxPool1D=MaxPool1D, AvgPool1D=AvgPool1D, GlobalAvgPool1D=GlobalAvgPool1D,
                 GlobalAvgPool2D=GlobalAvgPool2D, GlobalMaxPool1D=GlobalMaxPool1D,
@@ -45,7 +46,7 @@ __all__ += ["Conv1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1
             "GlobalAvgPool2D", "GlobalMaxPooling1D", "GlobalMaxPool1D", "GlobalMaxPooling2D",
             "GlobalMaxPool2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
             "UpSampling1D", "UpSampling2D"]
-__all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
+__all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Masking"]
 __all__ += ["Embedding", "TimeDistributed"]
 
 

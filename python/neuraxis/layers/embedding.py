@@ -7,7 +7,9 @@ float32 values, so they are checked here, before any engine call: integers in
 the table does not depend on it, and the model builds its engine network for the
 length of the data it is given, as for the recurrent layers.
 
-Not supported yet: `mask_zero=True` (the engine has no masks), regularizers,
+`mask_zero=True`: id 0 is padding, which the recurrent layers after it skip (Keras's
+mask; other layers that would use the mask raise NotImplementedError). Not supported yet:
+regularizers,
 constraints, LoRA and quantization.
 """
 import numbers
@@ -58,18 +60,13 @@ class Embedding(Layer):
         _none_only(embeddings_regularizer=embeddings_regularizer,
                    embeddings_constraint=embeddings_constraint, lora_rank=lora_rank,
                    lora_alpha=lora_alpha, quantization_config=quantization_config)
-        if mask_zero:
-            raise NotImplementedError(
-                "Embedding(mask_zero=True) is not supported yet: the engine has no masks, so "
-                "the layers after it would not skip the padding. Use mask_zero=False (padding "
-                "id 0 is then an ordinary id), or batches of equal-length sequences with a "
-                "variable-length Input((None,)).")
         if input_dim > _MAX_INPUT_DIM:
             raise NotImplementedError(f"input_dim={input_dim} is too large: ids reach the "
                                       f"engine as float32, exact up to {_MAX_INPUT_DIM}")
         self.input_dim, self.output_dim = input_dim, output_dim
         self.embeddings_initializer = initializers.get(embeddings_initializer)
-        self.mask_zero = False
+        # id 0 is padding: the recurrent layers after it skip those steps (Keras's mask)
+        self.mask_zero = bool(mask_zero)
         if weights is not None:
             self.build()
             if not (isinstance(weights, list) and len(weights) == 1):
@@ -101,8 +98,11 @@ class Embedding(Layer):
                 "quantization_config": None}
 
     def _engine_spec(self):
-        return {"kind": "embedding", "input_dim": self.input_dim,
+        spec = {"kind": "embedding", "input_dim": self.input_dim,
                 "output_dim": self.output_dim, "trainable": self.trainable}
+        if self.mask_zero:
+            spec["mask_zero"] = True
+        return spec
 
     # --- the ids --------------------------------------------------------------------
     def _check_inputs(self, x):

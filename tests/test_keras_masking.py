@@ -1,0 +1,171 @@
+"""Keras's step masks in the Keras front: Masking(mask_value) and Embedding(mask_zero=True)
+before recurrent layers (a masked step keeps the state), checked against the same weights
+run on each sequence's real steps only, and against real Keras 3 (torch backend, in a
+subprocess) with copied weights: predictions and two epochs of training on padded data.
+A mask reaching a layer that would use it otherwise is refused."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from neuraxis import layers as L
+from neuraxis.models import Sequential
+from neuraxis.optimizers import Adam
+from neuraxis.utils import set_random_seed
+
+from real_keras import HAVE_KERAS, needs_keras  # noqa: F401
+
+
+def padded(rng, n, T, F, pre=True):
+    """Sequences of random real lengths 1..T, zero-padded before (pre) or after them."""
+    X = np.zeros((n, T, F), np.float32)
+    lengths = rng.integers(1, T + 1, n)
+    for i, k in enumerate(lengths):
+        real = rng.normal(size=(k, F)).astype(np.float32) + 0.1
+        if pre:
+            X[i, T - k:] = real
+        else:
+            X[i, :k] = real
+    return X, lengths
+
+
+@pytest.mark.parametrize("cell", ["SimpleRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("pre", [True, False])
+def test_masking_equals_running_the_real_steps_only(cell, pre):
+    set_random_seed(0)
+    rng = np.random.default_rng(1)
+    X, lengths = padded(rng, 6, 7, 3, pre)
+    masked = Sequential([L.Input((7, 3)), L.Masking(), getattr(L, cell)(4),
+                         L.Dense(2)])
+    plain = Sequential([L.Input((None, 3)), getattr(L, cell)(4), L.Dense(2)])
+    plain.set_weights(masked.get_weights())
+    P = masked.predict(X, verbose=0)
+    for i, k in enumerate(lengths):
+        real = X[i:i + 1, 7 - k:] if pre else X[i:i + 1, :k]
+        assert_allclose(P[i:i + 1], plain.predict(real, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_mask_zero_skips_padding_ids():
+    set_random_seed(0)
+    rng = np.random.default_rng(2)
+    ids = np.zeros((5, 8), np.int64)
+    lengths = rng.integers(1, 9, 5)
+    for i, k in enumerate(lengths):
+        ids[i, 8 - k:] = rng.integers(1, 20, k)
+    masked = Sequential([L.Input((8,)), L.Embedding(20, 4, mask_zero=True), L.LSTM(3),
+                         L.Dense(1, activation="sigmoid")])
+    plain = Sequential([L.Input((None,)), L.Embedding(20, 4), L.LSTM(3),
+                        L.Dense(1, activation="sigmoid")])
+    plain.set_weights(masked.get_weights())
+    P = masked.predict(ids, verbose=0)
+    for i, k in enumerate(lengths):
+        assert_allclose(P[i:i + 1], plain.predict(ids[i:i + 1, 8 - k:], verbose=0), rtol=1e-5,
+                        atol=1e-6)
+    assert masked.layers[0].get_config()["mask_zero"] is True
+
+
+def test_a_masked_model_learns_on_padded_sequences():
+    set_random_seed(0)
+    rng = np.random.default_rng(3)
+    X, lengths = padded(rng, 512, 12, 1, pre=True)
+    # the label: the sign of the first real step, which sits at a different place per row
+    y = np.array([X[i, 12 - k, 0] > 0.1 for i, k in enumerate(lengths)], np.float32)
+    model = Sequential([L.Input((12, 1)), L.Masking(), L.LSTM(16),
+                        L.Dense(1, activation="sigmoid")])
+    model.compile(Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+    model.fit(X, y, epochs=15, batch_size=32, verbose=0)
+    assert model.evaluate(X, y, verbose=0)[1] >= 0.9
+
+
+def test_masks_that_would_be_used_elsewhere_are_refused():
+    m = Sequential([L.Input((6,)), L.Embedding(10, 3, mask_zero=True),
+                    L.GlobalAveragePooling1D(), L.Dense(1)])
+    m.compile("adam", "mse")
+    with pytest.raises(NotImplementedError, match="GlobalAveragePooling1D"):
+        m.fit(np.ones((4, 6)), np.ones(4), verbose=0)
+    seq = Sequential([L.Input((6, 2)), L.Masking(), L.LSTM(3, return_sequences=True),
+                      L.Dense(1)])
+    seq.compile("adam", "mse")
+    assert seq.predict(np.ones((2, 6, 2)), verbose=0).shape == (2, 6, 1)
+    with pytest.raises(NotImplementedError, match="reaches the model's output"):
+        seq.fit(np.ones((2, 6, 2)), np.ones((2, 6, 1)), verbose=0)
+
+
+KERAS_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    os.environ["KERAS_BACKEND"] = "torch"
+    import numpy as np
+    import keras
+    L = keras.layers
+    d = np.load(sys.argv[1])
+    out, arrays = {}, {}
+    models = {
+        "emb": keras.Sequential([keras.Input((8,)), L.Embedding(20, 4, mask_zero=True),
+                                 L.LSTM(5), L.Dense(1, activation="sigmoid")]),
+        "mask": keras.Sequential([keras.Input((7, 2)), L.Masking(),
+                                  L.GRU(4, return_sequences=True), L.SimpleRNN(3),
+                                  L.Dense(1, activation="sigmoid")]),
+    }
+    for name, model in models.items():
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy",
+                      metrics=["accuracy"])
+        model.set_weights([d[f"{name}_w{j}"] for j in range(len(model.get_weights()))])
+        X, y = d[f"{name}_X"], d[f"{name}_y"]
+        arrays[f"{name}_P0"] = model.predict(X, verbose=0)
+        h = model.fit(X, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        out[name] = h.history
+        for j, w in enumerate(model.get_weights()):
+            arrays[f"{name}_w{j}"] = w
+        arrays[f"{name}_P"] = model.predict(X, verbose=0)
+    np.savez(sys.argv[2], **arrays)
+    print(json.dumps(out))
+""")
+
+
+def models():
+    set_random_seed(0)
+    return {"emb": Sequential([L.Input((8,)), L.Embedding(20, 4, mask_zero=True), L.LSTM(5),
+                               L.Dense(1, activation="sigmoid")]),
+            "mask": Sequential([L.Input((7, 2)), L.Masking(), L.GRU(4, return_sequences=True),
+                                L.SimpleRNN(3), L.Dense(1, activation="sigmoid")])}
+
+
+@needs_keras
+def test_padded_training_matches_keras(tmp_path):
+    rng = np.random.default_rng(4)
+    arrays = {}
+    ids = np.zeros((32, 8), np.float32)
+    for i, k in enumerate(rng.integers(1, 9, 32)):
+        ids[i, 8 - k:] = rng.integers(1, 20, k)
+    arrays["emb_X"], arrays["emb_y"] = ids, (rng.random((32, 1)) > 0.5).astype(np.float32)
+    X, _ = padded(rng, 32, 7, 2, pre=False)
+    arrays["mask_X"], arrays["mask_y"] = X, (rng.random((32, 1)) > 0.5).astype(np.float32)
+    ours = models()
+    for name, model in ours.items():
+        for j, w in enumerate(model.get_weights()):
+            arrays[f"{name}_w{j}"] = rng.uniform(-0.5, 0.5, w.shape).astype(np.float32)
+    np.savez(tmp_path / "in.npz", **arrays)
+    out = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(tmp_path / "in.npz"),
+                          str(tmp_path / "out.npz")], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, KERAS_BACKEND="torch"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    history = json.loads(out.stdout.strip().splitlines()[-1])
+    theirs = np.load(tmp_path / "out.npz")
+    for name, model in ours.items():
+        model.compile(Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+        n = len(model.get_weights())
+        model.set_weights([arrays[f"{name}_w{j}"] for j in range(n)])
+        X, y = arrays[f"{name}_X"], arrays[f"{name}_y"]
+        assert_allclose(model.predict(X, verbose=0), theirs[f"{name}_P0"], rtol=1e-5, atol=1e-6)
+        hist = model.fit(X, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        for j, w in enumerate(model.get_weights()):
+            assert_allclose(w, theirs[f"{name}_w{j}"], rtol=2e-4, atol=2e-5,
+                            err_msg=f"{name} weight {j}")
+        assert_allclose(model.predict(X, verbose=0), theirs[f"{name}_P"], rtol=2e-4, atol=2e-5)
+        for key, values in history[name].items():
+            assert_allclose(hist.history[key], values, rtol=2e-4, atol=2e-5)
