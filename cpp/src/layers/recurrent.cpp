@@ -114,6 +114,101 @@ NX_INLINE void lstm_bwd_loop(const T* __restrict Z, const T* __restrict E, T* __
         }
     }
 }
+// GRU (reset_after, tanh / sigmoid) and SimpleRNN (tanh) cells, likewise. R: the step's
+// recurrent product h_{s-1} U (m, 3u); rb: the recurrent bias row or null.
+template <class T>
+NX_INLINE void gru_fwd_loop(T* __restrict Z, const T* __restrict Hp, const T* __restrict R,
+                            const T* __restrict rb, T* __restrict E, T* __restrict Hn, idx m,
+                            idx u) {
+    for (idx i = 0; i < m; ++i) {
+        T* __restrict z = Z + i * 3 * u;
+        const T* __restrict hp = Hp + i * u;
+        const T* __restrict rr = R + i * 3 * u;
+        T* __restrict rh = E + i * u;
+        T* __restrict hn = Hn + i * u;
+#pragma omp simd
+        for (idx j = 0; j < u; ++j) {
+            const T bz = rb ? rb[j] : T(0), br = rb ? rb[u + j] : T(0);
+            const T bh = rb ? rb[2 * u + j] : T(0);
+            const T zg = fast::sigmoid(z[j] + rr[j] + bz);
+            const T rg = fast::sigmoid(z[u + j] + rr[u + j] + br);
+            const T ah = rr[2 * u + j] + bh;
+            const T hh = fast::tanh(z[2 * u + j] + rg * ah);
+            z[j] = zg;
+            z[u + j] = rg;
+            z[2 * u + j] = hh;
+            rh[j] = ah;
+            hn[j] = zg * hp[j] + (T(1) - zg) * hh;
+        }
+    }
+}
+template <class T>
+NX_INLINE void gru_bwd_loop(const T* __restrict Z, const T* __restrict Hp,
+                            const T* __restrict E, T* __restrict dh, T* __restrict DZ,
+                            T* __restrict DR, idx m, idx u) {
+    for (idx i = 0; i < m; ++i) {
+        const T* __restrict z = Z + i * 3 * u;
+        const T* __restrict hp = Hp + i * u;
+        const T* __restrict e = E + i * u;
+        T* __restrict d = dh + i * u;
+        T* __restrict dz = DZ + i * 3 * u;
+        T* __restrict dr = DR + i * 3 * u;
+#pragma omp simd
+        for (idx j = 0; j < u; ++j) {
+            const T zg = z[j], rg = z[u + j], hh = z[2 * u + j], dhj = d[j];
+            const T dah = dhj * (T(1) - zg) * (T(1) - hh * hh);
+            const T pz = dhj * (hp[j] - hh) * (zg * (T(1) - zg));
+            const T pr = dah * e[j] * (rg * (T(1) - rg));
+            dz[j] = pz;
+            dz[u + j] = pr;
+            dz[2 * u + j] = dah;
+            dr[j] = pz;
+            dr[u + j] = pr;
+            dr[2 * u + j] = dah * rg;
+            d[j] = dhj * zg;
+        }
+    }
+}
+template <class T>
+NX_INLINE void rnn_fwd_loop(T* __restrict Z, T* __restrict Hn, idx m, idx u) {
+    for (idx i = 0; i < m; ++i) {
+        T* __restrict z = Z + i * u;
+        T* __restrict hn = Hn + i * u;
+#pragma omp simd
+        for (idx j = 0; j < u; ++j) hn[j] = z[j] = fast::tanh(z[j]);
+    }
+}
+template <class T>
+NX_INLINE void rnn_bwd_loop(const T* __restrict Z, T* __restrict dh, T* __restrict DZ, idx m,
+                            idx u) {
+    for (idx i = 0; i < m; ++i) {
+        const T* __restrict z = Z + i * u;
+        T* __restrict d = dh + i * u;
+        T* __restrict dz = DZ + i * u;
+#pragma omp simd
+        for (idx j = 0; j < u; ++j) {
+            dz[j] = d[j] * (T(1) - z[j] * z[j]);
+            d[j] = T(0);
+        }
+    }
+}
+#define NX_CELL_CLONES(T)                                                                     \
+    NX_CLONES void gru_fwd_rows(T* Z, const T* Hp, const T* R, const T* rb, T* E, T* Hn,      \
+                                idx m, idx u) {                                               \
+        gru_fwd_loop(Z, Hp, R, rb, E, Hn, m, u);                                              \
+    }                                                                                         \
+    NX_CLONES void gru_bwd_rows(const T* Z, const T* Hp, const T* E, T* dh, T* DZ, T* DR,     \
+                                idx m, idx u) {                                               \
+        gru_bwd_loop(Z, Hp, E, dh, DZ, DR, m, u);                                             \
+    }                                                                                         \
+    NX_CLONES void rnn_fwd_rows(T* Z, T* Hn, idx m, idx u) { rnn_fwd_loop(Z, Hn, m, u); }     \
+    NX_CLONES void rnn_bwd_rows(const T* Z, T* dh, T* DZ, idx m, idx u) {                     \
+        rnn_bwd_loop(Z, dh, DZ, m, u);                                                        \
+    }
+NX_CELL_CLONES(float)
+NX_CELL_CLONES(double)
+#undef NX_CELL_CLONES
+
 NX_CLONES void lstm_fwd_rows(float* Z, const float* E, float* Hn, float* En, idx m, idx u) {
     lstm_fwd_loop(Z, E, Hn, En, m, u);
 }
@@ -256,8 +351,15 @@ class Recurrent final : public Layer<T> {
                 if (cell_ == Cell::lstm) std::memcpy(En + i * u_, Et + i * u_, sizeof(T) * u_);
                 if (T* o = out_of(i)) std::memcpy(o, Hn + i * u_, sizeof(T) * u_);
             };
-            if (cell_ == Cell::lstm && standard_acts() && !mk) {
-                lstm_fwd_rows(Zt, Et, Hn, En, m, u_);
+            const bool fast_cell = standard_acts() && !mk &&
+                                   (cell_ != Cell::gru || reset_after_);
+            if (fast_cell) {
+                if (cell_ == Cell::lstm)
+                    lstm_fwd_rows(Zt, Et, Hn, En, m, u_);
+                else if (cell_ == Cell::gru)
+                    gru_fwd_rows(Zt, Ht, R, b ? b + G_ : nullptr, Et, Hn, m, u_);
+                else
+                    rnn_fwd_rows(Zt, Hn, m, u_);
                 for (idx i = 0; i < m; ++i)
                     if (T* o = out_of(i)) std::memcpy(o, Hn + i * u_, sizeof(T) * u_);
             } else {
@@ -306,14 +408,20 @@ class Recurrent final : public Layer<T> {
             const idx t = back_ ? T_ - 1 - s : s;
             const idx o = t * m;  // this step's first row
             const std::uint8_t* mk = use_mask_ ? r.mask : nullptr;
-            if (cell_ == Cell::lstm && standard_acts() && !mk) {
+            if (standard_acts() && !mk && (cell_ != Cell::gru || reset_after_)) {
                 for (idx i = 0; i < m; ++i) {
                     const T* g = seq_ ? dy + i * T_ * u_ + s * u_
                                       : (s + 1 == T_ ? dy + i * u_ : nullptr);
                     if (g)
                         for (idx j = 0; j < u_; ++j) dh[i * u_ + j] += g[j];
                 }
-                lstm_bwd_rows(Z + o * G_, E + o * u_, dh, dc, DZ + o * G_, m, u_);
+                if (cell_ == Cell::lstm)
+                    lstm_bwd_rows(Z + o * G_, E + o * u_, dh, dc, DZ + o * G_, m, u_);
+                else if (cell_ == Cell::gru)
+                    gru_bwd_rows(Z + o * G_, H + o * u_, E + o * u_, dh, DZ + o * G_,
+                                 DR + o * G_, m, u_);
+                else
+                    rnn_bwd_rows(Z + o * G_, dh, DZ + o * G_, m, u_);
             } else
             with_acts([&](auto fa, auto fr) {
                 for (idx i = 0; i < m; ++i) {
