@@ -24,7 +24,7 @@ def test_readme_example_runs(i, tmp_path, monkeypatch, capsys):
     code = BLOCKS[i].replace("epochs=30)", "epochs=30, verbose=0)")
     # The Keras example keeps the deprecated spellings users copy from older tutorials
     # (input_dim=, LeakyReLU(alpha=)); they must keep working and warn as Keras does.
-    expected = [w for w in ("input_dim=", "alpha=") if w in code]
+    expected = [w for w in ("input_dim=", "input_shape=", "alpha=") if w in code]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         exec(compile(code, f"README.md example {i}", "exec"), {})
