@@ -19,7 +19,7 @@ from neuraxis.models import Sequential
 from neuraxis.optimizers import Adam
 from neuraxis.utils import set_random_seed
 
-import reference as ref
+from engine_checks import fd_check
 import reference_rnn as rr
 from real_keras import HAVE_KERAS, needs_keras  # noqa: F401
 
@@ -58,15 +58,7 @@ def test_engine_matches_the_reference_and_finite_differences(kind, kw, seq, mode
     y = reference(kind, h, params[2:2 + k], params[2 + k:2 + 2 * k], u, seq, mode, **kw)
     want = y.reshape(n, -1) @ params[-2] + params[-1]
     assert_allclose(net.predict(params, X)[0], want, rtol=1e-12, atol=1e-12)
-    grads = [np.zeros_like(p) for p in params]
-    net.loss_grad(params, grads, X, Y, None, 0.0)
-    scratch = [np.zeros_like(p) for p in params]
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return net.loss_grad(ps, scratch, X, Y, None, 0.0)
-        assert_allclose(grads[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8)
+    fd_check(net, params, X, Y)
 
 
 def test_keras_layer_shapes_weights_and_errors():

@@ -24,6 +24,7 @@ from neuraxis.optimizers import Adam
 from neuraxis.utils import set_random_seed
 
 import reference as ref
+from engine_checks import engine_grads, fd_check
 from real_keras import HAVE_KERAS, needs_keras  # noqa: F401
 
 
@@ -45,11 +46,6 @@ def emb(input_dim, output_dim, **kw):
 
 def dense(units, activation="identity"):
     return {"kind": "dense", "units": units, "activation": activation}
-
-
-def engine_grads(net, params, X, Y):
-    grads = [np.full_like(p, np.nan) for p in params]  # every entry must be written
-    return net.loss_grad(params, grads, X, Y, None, 0.0), grads
 
 
 # ---- the engine layer --------------------------------------------------------------------
@@ -78,15 +74,7 @@ def test_engine_gradient_against_finite_differences(rng):
     params = [rng.normal(size=s) * 0.5 for s in net.param_shapes]
     X = rng.integers(0, 4, size=(5, 6)).astype(np.float64)
     Y = rng.normal(size=(5, 2))
-    _, grads = engine_grads(net, params, X, Y)
-    scratch = [np.zeros_like(p) for p in params]
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return net.loss_grad(ps, scratch, X, Y, None, 0.0)
-        assert_allclose(grads[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8,
-                        err_msg=f"param {i}")
+    grads = fd_check(net, params, X, Y)
     assert np.all(grads[0][4:] == 0.0)
     assert np.all(np.abs(grads[0][:4]).sum(axis=1) > 0)
 

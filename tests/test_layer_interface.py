@@ -11,9 +11,7 @@ import neuraxis
 from neuraxis import _core, ops
 
 import reference as ref
-
-FD_TOL = dict(rtol=1e-6, atol=1e-8)
-
+from engine_checks import FD_TOL, engine_grads, fd_check  # noqa: F401
 
 @pytest.fixture
 def rng():
@@ -32,23 +30,6 @@ def sgd_config(lr):
     opt = _core.OptConfig()
     opt.kind, opt.learning_rate, opt.momentum = "sgd", lr, 0.0
     return opt
-
-
-def engine_grads(net, params, X, Y):
-    grads = [np.full_like(p, np.nan) for p in params]  # every entry must be written
-    return net.loss_grad(params, grads, X, Y, None, 0.0), grads
-
-
-def fd_check(net, params, X, Y):
-    """The engine's gradient of its own objective against central differences."""
-    _, grads = engine_grads(net, params, X, Y)
-    scratch = [np.zeros_like(p) for p in params]
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return net.loss_grad(ps, scratch, X, Y, None, 0.0)
-        assert_allclose(grads[i], ref.numerical_grad(f, p), **FD_TOL)
 
 
 # ---- shapes and parameters -----------------------------------------------------------------

@@ -28,6 +28,7 @@ import neuraxis
 from neuraxis import _core
 
 import reference as ref
+from engine_checks import engine_grads, fd_check  # noqa: F401
 import reference_rnn as rr
 from real_keras import HAVE_KERAS, needs_keras
 
@@ -52,23 +53,6 @@ def dense(units, activation="identity", **kw):
 
 def init(net, rng, dtype=np.float64, scale=0.5):
     return [(rng.normal(size=s) * scale).astype(dtype) for s in net.param_shapes]
-
-
-def engine_grads(net, params, X, Y):
-    grads = [np.full_like(p, np.nan) for p in params]  # every entry must be written
-    return net.loss_grad(params, grads, X, Y, None, 0.0), grads
-
-
-def fd_check(net, params, X, Y):
-    """The engine's gradient of its own objective against central differences."""
-    _, grads = engine_grads(net, params, X, Y)
-    scratch = [np.zeros_like(p) for p in params]
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return net.loss_grad(ps, scratch, X, Y, None, 0.0)
-        assert_allclose(grads[i], ref.numerical_grad(f, p), **FD_TOL, err_msg=f"param {i}")
 
 
 def n_params(spec):

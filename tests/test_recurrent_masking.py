@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from neuraxis import _core
 
-import reference as ref
+from engine_checks import fd_check
 import reference_rnn as rr
 
 
@@ -56,15 +56,7 @@ def test_masked_steps_keep_the_state(kind, kw, seq, back):
     h = masked_reference(kind, X, params[:3], mask, seq, back, **kw)
     assert_allclose(net.predict(params, X)[0], h.reshape(n, -1) @ params[3] + params[4],
                     rtol=1e-12, atol=1e-12)
-    grads = [np.zeros_like(p) for p in params]
-    net.loss_grad(params, grads, X, Y, None, 0.0)
-    scratch = [np.zeros_like(p) for p in params]
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return net.loss_grad(ps, scratch, X, Y, None, 0.0)
-        assert_allclose(grads[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8)
+    fd_check(net, params, X, Y)
 
 
 def test_masking_layer_zeroes_masked_steps_and_their_gradient():

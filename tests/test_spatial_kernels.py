@@ -19,6 +19,7 @@ import neuraxis
 from neuraxis import _core
 
 import reference as ref
+from engine_checks import fd_check
 import reference_conv as rc
 
 FD_TOL = dict(rtol=1e-6, atol=1e-8)
@@ -47,17 +48,6 @@ def distinct(rng, shape):
     return ((rng.permutation(m) + 0.5 - m / 2) * (2 / m)).reshape(shape)
 
 
-def fd_check(net, params, X, Y):
-    """The engine's gradient of its own objective against central differences."""
-    grads = [np.full_like(p, np.nan) for p in params]  # every entry must be written
-    net.loss_grad(params, grads, X, Y, None, 0.0)
-    scratch = [np.zeros_like(p) for p in params]
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return net.loss_grad(ps, scratch, X, Y, None, 0.0)
-        assert_allclose(grads[i], ref.numerical_grad(f, p), **FD_TOL)
 
 
 # ---- NumPy references (explicit loops over outputs and taps) ---------------------------
