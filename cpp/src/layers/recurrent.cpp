@@ -72,18 +72,22 @@ template <class T>
 NX_INLINE void lstm_fwd_loop(T* __restrict Z, const T* __restrict E, T* __restrict Hn,
                              T* __restrict En, idx m, idx u) {
     for (idx i = 0; i < m; ++i) {
-        T* __restrict z = Z + i * 4 * u;
+        // one pointer per gate block: GCC does not vectorize z[k * u + j] stores here
+        T* __restrict zi = Z + i * 4 * u;
+        T* __restrict zf = zi + u;
+        T* __restrict zc = zi + 2 * u;
+        T* __restrict zo = zi + 3 * u;
         const T* __restrict e = E + i * u;
         T* __restrict hn = Hn + i * u;
         T* __restrict en = En + i * u;
 #pragma omp simd
         for (idx j = 0; j < u; ++j) {
-            const T ig = fast::sigmoid(z[j]), fg = fast::sigmoid(z[u + j]);
-            const T gg = fast::tanh(z[2 * u + j]), og = fast::sigmoid(z[3 * u + j]);
-            z[j] = ig;
-            z[u + j] = fg;
-            z[2 * u + j] = gg;
-            z[3 * u + j] = og;
+            const T ig = fast::sigmoid(zi[j]), fg = fast::sigmoid(zf[j]);
+            const T gg = fast::tanh(zc[j]), og = fast::sigmoid(zo[j]);
+            zi[j] = ig;
+            zf[j] = fg;
+            zc[j] = gg;
+            zo[j] = og;
             const T c = fg * e[j] + ig * gg;
             en[j] = c;
             hn[j] = og * fast::tanh(c);
