@@ -16,6 +16,9 @@ class Dropout final : public Layer<T> {
         rate_ = c.number("rate", 0.0);
         if (!(rate_ >= 0.0 && rate_ < 1.0))
             c.fail("'rate' must be in [0, 1), got " + std::to_string(rate_));
+        // per_channel (SpatialDropout): one mask entry per (row, channel of the last axis),
+        // the same at every position of the sample
+        channels_ = c.flag("per_channel", false) ? in.back() : 0;
         this->in_ = this->out_ = in;
     }
     double macs_per_row() const override { return kElementCost * double(numel(this->in_)); }
@@ -23,7 +26,7 @@ class Dropout final : public Layer<T> {
     void forward(const Rows& r, const T* const*, const T* x, T* y, std::byte*) const override {
         const idx k = this->in_size();
         if (r.training && rate_ > 0.0) {
-            dropout_apply(r.seed, std::uint64_t(index_), r.row0, r.m, k, rate_, x, y);
+            apply(r, x, y);
         } else {
             std::memcpy(y, x, sizeof(T) * r.m * k);
             if (r.nonfinite) *r.nonfinite = *r.nonfinite || !all_finite(y, r.m * k);
@@ -35,13 +38,29 @@ class Dropout final : public Layer<T> {
         if (!dx) return;
         const idx k = this->in_size();
         if (r.training && rate_ > 0.0)
-            dropout_apply(r.seed, std::uint64_t(index_), r.row0, r.m, k, rate_, dy, dx);
+            apply(r, dy, dx);
         else
             std::memcpy(dx, dy, sizeof(T) * r.m * k);
     }
 
   private:
+    // out = in * mask for the block's rows
+    void apply(const Rows& r, const T* in, T* out) const {
+        const idx k = this->in_size();
+        if (!channels_) {
+            dropout_apply(r.seed, std::uint64_t(index_), r.row0, r.m, k, rate_, in, out);
+            return;
+        }
+        for (idx i = 0; i < r.m; ++i)
+            for (idx c = 0; c < channels_; ++c) {
+                const T s = T(dropout_scale(r.seed, std::uint64_t(index_),
+                                            std::uint64_t(r.row0 + i), std::uint64_t(c), rate_));
+                for (idx e = c; e < k; e += channels_) out[i * k + e] = in[i * k + e] * s;
+            }
+    }
+
     double rate_ = 0.0;
+    idx channels_ = 0;
     int index_ = 0;
 };
 

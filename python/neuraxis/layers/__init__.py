@@ -10,7 +10,8 @@ Example
 from ._base import Layer
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from .convolutional import Conv1D, Conv2D
-from .core import Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
+from .core import (Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape,
+                   SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)
 from .embedding import Embedding
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
@@ -32,7 +33,8 @@ _EXTRA = (Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D, Global
           GlobalMaxPooling1D, GlobalMaxPooling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
           Cropping2D, UpSampling1D, UpSampling2D)
 _CLASSES.update({c.__name__: c for c in _EXTRA})
-_CLASSES.update({c.__name__: c for c in (SimpleRNN, LSTM, GRU, Bidirectional, Masking)})
+_CLASSES.update({c.__name__: c for c in (SimpleRNN, LSTM, GRU, Bidirectional, Masking,
+                                         SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)})
 _CLASSES.update(Embedding=Embedding, TimeDistributed=TimeDistributed)
 _CLASSES.update(MaxPool1D=MaxPool1D, AvgPool1D=AvgPool1D, GlobalAvgPool1D=GlobalAvgPool1D,
                 GlobalAvgPool2D=GlobalAvgPool2D, GlobalMaxPool1D=GlobalMaxPool1D,
@@ -46,7 +48,8 @@ __all__ += ["Conv1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1
             "GlobalAvgPool2D", "GlobalMaxPooling1D", "GlobalMaxPool1D", "GlobalMaxPooling2D",
             "GlobalMaxPool2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
             "UpSampling1D", "UpSampling2D"]
-__all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Masking"]
+__all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Masking", "SpatialDropout1D",
+            "SpatialDropout2D", "SpatialDropout3D"]
 __all__ += ["Embedding", "TimeDistributed"]
 
 

@@ -173,6 +173,69 @@ class Dropout(Layer):
         return {"kind": "dropout", "rate": self.rate}
 
 
+class _SpatialDropout(Dropout):
+    """Dropout of whole channels (the last axis): one mask entry per sample and channel, the
+    same at every step / position, as Keras's SpatialDropout layers."""
+
+    _rank = None
+
+    def __init__(self, rate, data_format=None, seed=None, name=None, dtype=None):
+        super().__init__(rate, seed=seed, name=name, dtype=dtype)
+        if data_format not in (None, "channels_last"):
+            if data_format == "channels_first":
+                raise NotImplementedError(f"{type(self).__name__}(data_format='channels_first') "
+                                          "is not supported: the engine works on channels_last")
+            raise ValueError("The `data_format` argument must be one of {'channels_first', "
+                             f"'channels_last'}}. Received: data_format={data_format}")
+        self.data_format = "channels_last"
+
+    def build(self, input_shape):
+        if len(tuple(input_shape)) != self._rank:
+            raise ValueError(f"Input 0 of layer \"{self.name}\" is incompatible with the layer: "
+                             f"expected ndim={self._rank}, found ndim={len(tuple(input_shape))}. "
+                             f"Full shape received: {tuple(input_shape)}")
+        super().build(input_shape)
+
+    def get_config(self):  # Keras's keys: no trainable, the dtype as its name
+        config = {"rate": self.rate, "seed": self.seed, "name": self.name, "dtype": "float32"}
+        if self._rank != 3:
+            config["data_format"] = self.data_format
+        return config
+
+    def _engine_spec(self):
+        return {"kind": "dropout", "rate": self.rate, "per_channel": True}
+
+
+class SpatialDropout1D(_SpatialDropout):
+    """Drops whole channels of (None, steps, channels) inputs in training.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from neuraxis.layers import SpatialDropout1D
+    >>> y = SpatialDropout1D(0.5)(np.ones((4, 3, 6)), training=True)
+    >>> bool(((y == 0).all(axis=1) | (y == 2).all(axis=1)).all())  # each channel: all steps
+    True
+    """
+
+    _rank = 3
+
+    def __init__(self, rate, seed=None, name=None, dtype=None, **kwargs):
+        super().__init__(rate, seed=seed, name=name, dtype=dtype, **kwargs)
+
+
+class SpatialDropout2D(_SpatialDropout):
+    """Drops whole feature maps of (None, H, W, C) inputs in training."""
+
+    _rank = 4
+
+
+class SpatialDropout3D(_SpatialDropout):
+    """Drops whole feature maps of (None, D, H, W, C) inputs in training."""
+
+    _rank = 5
+
+
 class Flatten(Layer):
     """Flattens each sample to one dimension, in (H, W, C) row-major order.
 
