@@ -42,7 +42,8 @@ const char* const kLayers[] = {"dense",   "activation", "dropout",   "flatten",
                                "global_avg_pool", "zero_pad1d", "zero_pad2d", "crop1d", "crop2d",
                                "upsample1d", "upsample2d",
                                "batch_norm", "simple_rnn", "lstm", "gru",
-                               "bidirectional", "masking", "embedding"};
+                               "bidirectional", "masking", "embedding",
+                               "conv2d_transpose"};
 
 template <class Table>
 std::vector<std::string> firsts(const Table& t, int count = -1) {

@@ -195,9 +195,85 @@ class Pool2D final : public Layer<T> {
 
 }  // namespace
 
+// Conv2DTranspose: the gradient of a Conv2D with respect to its input, as Keras /
+// TensorFlow define it. Kernel (kh, kw, filters, in_channels), i.e. the kernel of the
+// forward convolution that maps this layer's output (Ho, Wo, filters) back to its input
+// (H, W, in_channels); output size H * s + max(k - s, 0) ('valid') or H * s ('same'), the
+// dilated k. y = f(col2im(x W^T) + b); backward dx = im2col(dz) W, dW = im2col(dz)^T x.
+template <class T>
+class ConvTranspose2D final : public Layer<T> {
+  public:
+    ConvTranspose2D(const Config& c, const Shape& in) {
+        const idx F = c.integer("filters");
+        if (F < 1) c.fail("'filters' must be a positive integer, got " + std::to_string(F));
+        act_ = parse_activation(c.text("activation", "identity"), c.number("alpha", 0.0));
+        bias_ = c.flag("use_bias", true);
+        trainable_ = c.flag("trainable", true);
+        const auto [kh, kw] = pair_of(c, "kernel_size", 0);
+        const auto [sh, sw] = pair_of(c, "strides", 1);
+        const auto [dh, dw] = pair_of(c, "dilation_rate", 1);
+        const bool same = same_padding(c);
+        if (in.size() != 3)
+            c.fail("needs inputs of shape (height, width, channels), got " + shape_str(in));
+        if (kh < 1 || kw < 1) c.fail("'kernel_size' must be positive");
+        auto out_len = [&](idx n, idx k, idx s, idx d) {
+            const idx kd = (k - 1) * d + 1;
+            return same ? n * s : n * s + std::max<idx>(kd - s, 0);
+        };
+        const idx OH = out_len(in[0], kh, sh, dh), OW = out_len(in[1], kw, sw, dw);
+        g_ = checked(c, [&] { return conv2d_geom(OH, OW, F, kh, kw, in[2], sh, sw, dh, dw, same); });
+        if (g_.OH != in[0] || g_.OW != in[1])
+            c.fail("inconsistent transposed geometry for inputs " + shape_str(in));
+        this->in_ = in;
+        this->out_ = {OH, OW, F};
+        k_ = g_.KH * g_.KW * g_.C;
+    }
+    std::vector<ParamSpec> params() const override {
+        std::vector<ParamSpec> p{{{g_.KH, g_.KW, g_.C, g_.F}, true, trainable_}};
+        if (bias_) p.push_back({{g_.C}, false, trainable_});
+        return p;
+    }
+    // one image's im2col rows (P x K) twice: col and dcol of the kernels
+    idx work_bytes(idx) const override { return 2 * g_.OH * g_.OW * k_ * idx(sizeof(T)); }
+    double macs_per_row() const override { return double(g_.OH) * g_.OW * k_ * g_.F; }
+    const Activation* output_activation() const override { return &act_; }
+
+    void forward(const Rows& r, const T* const* W, const T* x, T* y, std::byte*) const override {
+        T* col = reinterpret_cast<T*>(r.work);
+        const idx P = g_.OH * g_.OW;
+        conv2d_backward(static_cast<const T*>(nullptr), r.m, g_, W[0], x, y,
+                        static_cast<T*>(nullptr), static_cast<T*>(nullptr), col, col + P * k_);
+        bias_act_forward(act_, y, bias_ ? W[1] : nullptr, r.m * g_.H * g_.W, g_.C, r.nonfinite);
+    }
+    void backward(const Rows& r, const T* const* W, const T* x, const T* y, const std::byte*,
+                  T* dy, T* dx, T* const* dW) const override {
+        const idx rows = r.m * g_.H * g_.W;  // output positions
+        T* db = bias_ ? dW[1] : nullptr;
+        if (!r.dz && db)
+            act_backward_sums(act_, y, dy, rows, g_.C, db);
+        else if (!r.dz)
+            act_backward(act_, y, dy, rows, g_.C);
+        else if (db)
+            column_sums(dy, rows, g_.C, 0, g_.C, db);
+        T* col = reinterpret_cast<T*>(r.work);
+        const idx P = g_.OH * g_.OW;
+        if (dx) conv2d_forward(dy, r.m, g_, W[0], dx, col);
+        if (dW[0])
+            conv2d_backward(dy, r.m, g_, W[0], x, static_cast<T*>(nullptr), dW[0],
+                            static_cast<T*>(nullptr), col, col + P * k_);
+    }
+
+  private:
+    Conv2dGeom g_{};  // the forward convolution: output (H, W, filters) -> input (OH, OW, in)
+    idx k_ = 0;
+    Activation act_;
+    bool bias_ = true, trainable_ = true;
+};
+
 template <class T>
 std::unique_ptr<Layer<T>> make_conv(const Config& c, const Shape& in) {
     if (c.kind() == "conv2d" || c.kind() == "conv1d") return std::make_unique<Conv2D<T>>(c, in);
+    if (c.kind() == "conv2d_transpose") return std::make_unique<ConvTranspose2D<T>>(c, in);
     return std::make_unique<Pool2D<T>>(c, in);
 }
 template std::unique_ptr<Layer<float>> make_conv(const Config&, const Shape&);

@@ -28,7 +28,8 @@ std::unique_ptr<Layer<T>> make_layer(const Config& c, const Shape& in, int index
         layer = make_dropout<T>(c, in, index);
     else if (kind == "flatten" || kind == "reshape")
         layer = make_reshape<T>(c, in);
-    else if (kind == "conv2d" || kind == "max_pool2d" || kind == "avg_pool2d")
+    else if (kind == "conv2d" || kind == "max_pool2d" || kind == "avg_pool2d" ||
+             kind == "conv2d_transpose")
         layer = make_conv<T>(c, in);
     else if (kind == "simple_rnn" || kind == "lstm" || kind == "gru")
         layer = make_recurrent<T>(c, in, index);

@@ -9,7 +9,7 @@ Example
 """
 from ._base import Layer
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
-from .convolutional import Conv1D, Conv2D
+from .convolutional import Conv1D, Conv2D, Conv2DTranspose
 from .core import (Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape,
                    SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)
 from .embedding import Embedding
@@ -34,7 +34,8 @@ _EXTRA = (Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D, Global
           Cropping2D, UpSampling1D, UpSampling2D)
 _CLASSES.update({c.__name__: c for c in _EXTRA})
 _CLASSES.update({c.__name__: c for c in (SimpleRNN, LSTM, GRU, Bidirectional, Masking,
-                                         SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)})
+                                         SpatialDropout1D, SpatialDropout2D, SpatialDropout3D,
+                                         Conv2DTranspose)})
 _CLASSES.update(Embedding=Embedding, TimeDistributed=TimeDistributed)
 _CLASSES.update(MaxPool1D=MaxPool1D, AvgPool1D=AvgPool1D, GlobalAvgPool1D=GlobalAvgPool1D,
                 GlobalAvgPool2D=GlobalAvgPool2D, GlobalMaxPool1D=GlobalMaxPool1D,
@@ -49,7 +50,7 @@ __all__ += ["Conv1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1
             "GlobalMaxPool2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
             "UpSampling1D", "UpSampling2D"]
 __all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Masking", "SpatialDropout1D",
-            "SpatialDropout2D", "SpatialDropout3D"]
+            "SpatialDropout2D", "SpatialDropout3D", "Conv2DTranspose"]
 __all__ += ["Embedding", "TimeDistributed"]
 
 

@@ -242,3 +242,79 @@ class Conv2D(_Conv):
                          groups, activation, use_bias, kernel_initializer, bias_initializer,
                          kernel_regularizer, bias_regularizer, activity_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed 2-D convolution (the gradient of a Conv2D with respect to its input), as
+    Keras: kernel (kh, kw, filters, in_channels), bias (filters,); output size
+    `H * strides + max(kernel - strides, 0)` ('valid') or `H * strides` ('same'), with the
+    dilated kernel size.
+
+    Example
+    -------
+    >>> from neuraxis.layers import Conv2DTranspose
+    >>> layer = Conv2DTranspose(16, 3, strides=2, padding="same")
+    >>> layer.compute_output_shape((None, 7, 7, 32))
+    (None, 14, 14, 16)
+    >>> layer.build((None, 7, 7, 32)); [w.shape for w in layer.get_weights()]
+    [(3, 3, 16, 32), (16,)]
+    >>> Conv2DTranspose(1, (3, 2), strides=(2, 3)).compute_output_shape((None, 4, 4, 2))
+    (None, 9, 12, 1)
+    """
+
+    _rank = 2
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
+                         1, activation, use_bias, kernel_initializer, bias_initializer,
+                         kernel_regularizer, bias_regularizer, activity_regularizer,
+                         kernel_constraint, bias_constraint, **kwargs)
+        if output_padding is not None:
+            output_padding = standardize_tuple(output_padding, 2, "output_padding",
+                                               allow_zero=True)
+            for op, s in zip(output_padding, self.strides):
+                if op >= s:
+                    raise ValueError("Strides must be greater than output padding. Received "
+                                     f"strides={self.strides}, output_padding={output_padding}.")
+            raise NotImplementedError("Conv2DTranspose(output_padding=...) is not supported yet; "
+                                      "use output_padding=None")
+        self.output_padding = None
+
+    def build(self, input_shape):
+        input_shape = check_rank(self, input_shape, 4)
+        if input_shape[-1] is None:
+            raise ValueError("The channel dimension of the inputs should be defined. The input "
+                             f"shape received is: {input_shape}")
+        self._add_kernel_and_bias(self.kernel_size + (self.filters, input_shape[-1]),
+                                  self.filters)
+        self._finish_build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = check_rank(self, input_shape, 4)
+
+        def length(n, k, s, d):
+            if n is None:
+                return None
+            kd = (k - 1) * d + 1
+            return n * s if self.padding == "same" else n * s + max(kd - s, 0)
+
+        spatial = tuple(length(n, k, s, d) for n, k, s, d in zip(
+            input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate))
+        return (input_shape[0],) + spatial + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("groups")
+        out = {}
+        for key, value in config.items():  # Keras's order: output_padding after padding
+            out[key] = value
+            if key == "padding":
+                out["output_padding"] = self.output_padding
+        return out
+
+    def _engine_spec(self):
+        return {**super()._engine_spec(), "kind": "conv2d_transpose"}
