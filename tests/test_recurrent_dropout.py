@@ -15,6 +15,8 @@ CASES = [("simple_rnn", dict(dropout=0.3, recurrent_dropout=0.4)),
          ("lstm", dict(dropout=0.3, recurrent_dropout=0.4)),
          ("lstm", dict(dropout=0.3, return_sequences=True, go_backwards=True)),
          ("gru", dict(dropout=0.3)),
+         ("gru", dict(dropout=0.3, recurrent_dropout=0.4)),
+         ("gru", dict(recurrent_dropout=0.4, return_sequences=True, go_backwards=True)),
          ("gru", dict(dropout=0.5, reset_after=False))]
 
 
@@ -80,4 +82,4 @@ def test_bad_rates_raise():
     with pytest.raises(ValueError, match="dropout"):
         net_for("lstm", dict(dropout=1.0))
     with pytest.raises(ValueError, match="recurrent_dropout"):
-        net_for("gru", dict(recurrent_dropout=0.2))
+        net_for("gru", dict(recurrent_dropout=0.2, reset_after=False))

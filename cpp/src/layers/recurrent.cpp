@@ -258,8 +258,8 @@ class Recurrent final : public Layer<T> {
         rdrop_ = c.number("recurrent_dropout", 0.0);
         if (!(drop_ >= 0.0 && drop_ < 1.0) || !(rdrop_ >= 0.0 && rdrop_ < 1.0))
             c.fail("'dropout' and 'recurrent_dropout' must be in [0, 1)");
-        if (rdrop_ > 0.0 && cell_ == Cell::gru)
-            c.fail("'recurrent_dropout' is not supported for gru yet");
+        if (rdrop_ > 0.0 && cell_ == Cell::gru && !reset_after_)
+            c.fail("'recurrent_dropout' is not supported for gru with reset_after=False yet");
         use_mask_ = c.flag("use_mask", false);
         if (use_mask_ && rdrop_ > 0.0)
             c.fail("a step mask together with 'recurrent_dropout' is not supported yet");
@@ -291,7 +291,8 @@ class Recurrent final : public Layer<T> {
     idx work_bytes(idx m) const override {
         const idx fwd = m * state_per_row() + m * G_ + 2 * m * u_ + m * T_ * F_;
         const idx bwd = m * T_ * G_ * (reset_after_ ? 2 : 1) + 3 * m * u_ + m * T_ * F_;
-        return (std::max(fwd, bwd) + m * (F_ + u_)) * idx(sizeof(T));  // + the dropout masks
+        // + the dropout masks, + h_{t-1} masked (GRU's recurrent dropout)
+        return (std::max(fwd, bwd) + m * (F_ + u_) + m * u_) * idx(sizeof(T));
     }
     double macs_per_row() const override { return double(T_) * double(G_) * double(F_ + u_); }
     idx reads_mask() const override { return use_mask_ ? T_ : 0; }
@@ -331,8 +332,10 @@ class Recurrent final : public Layer<T> {
             }
             // the recurrent product of h_{s-1} (zero at s = 0)
             if (cell_ == Cell::gru && reset_after_) {
+                // recurrent dropout: the products read h_{s-1} masked, the update h_{s-1} itself
+                const T* hin = mh ? masked(Ht, mh, m, gru_scratch(r)) : Ht;
                 if (s > 0)
-                    gemm1(false, false, int(m), int(G_), int(u_), T(1), Ht, int(u_), U, int(G_),
+                    gemm1(false, false, int(m), int(G_), int(u_), T(1), hin, int(u_), U, int(G_),
                           T(0), R, int(G_));
                 else
                     std::fill(R, R + m * G_, T(0));
@@ -375,7 +378,7 @@ class Recurrent final : public Layer<T> {
                     }
                 });
             }
-            if (mh)  // recurrent dropout (simple_rnn, lstm): H keeps the masked h_{s}
+            if (mh && cell_ != Cell::gru)  // recurrent dropout (simple_rnn, lstm): H keeps h_s masked
                 for (idx i = 0; i < m; ++i)
                     for (idx j = 0; j < u_; ++j) Hn[i * u_ + j] *= mh[i * u_ + j];
             if (cell_ == Cell::gru && !reset_after_) {
@@ -408,6 +411,8 @@ class Recurrent final : public Layer<T> {
         const T* U = W[1];
         const auto [mx, mh] = dropout_masks(r, mask_area(r));
         std::fill(dh, dh + 2 * m * u_, T(0));
+        const bool gru_rdrop = cell_ == Cell::gru && mh;  // dU step by step, through masked h
+        if (gru_rdrop && dW[1]) std::fill(dW[1], dW[1] + u_ * G_, T(0));
         for (idx s = T_ - 1; s >= 0; --s) {
             const idx t = back_ ? T_ - 1 - s : s;
             const idx o = t * m;  // this step's first row
@@ -445,6 +450,16 @@ class Recurrent final : public Layer<T> {
                 }
             });
             if (s == 0) break;
+            if (gru_rdrop) {  // dU += (h_{s-1} m)^T DR_s;  dh_{s-1} += (DR_s U^T) m
+                if (dW[1])
+                    gemm1(true, false, int(u_), int(G_), int(m), T(1),
+                          masked(H + o * u_, mh, m, gru_scratch(r)), int(u_), DR + o * G_,
+                          int(G_), T(1), dW[1], int(G_));
+                gemm1(false, true, int(m), int(u_), int(G_), T(1), DR + o * G_, int(G_), U,
+                      int(G_), T(0), tmp, int(u_));
+                for (idx e = 0; e < m * u_; ++e) dh[e] += tmp[e] * mh[e];
+                continue;
+            }
             // dh_{s-1} = (the direct part left in dh) + DR_s U^T (GRU reset_before: the z and
             // r parts; the candidate's went through r * h in step_backward)
             const idx cols = cell_ == Cell::gru && !reset_after_ ? 2 * u_ : G_;
@@ -459,7 +474,7 @@ class Recurrent final : public Layer<T> {
             gemm1(true, false, int(F_), int(G_), mT, T(1), Xt, int(F_), DZ, int(G_), T(0), dW[0],
                   int(G_));
         }
-        if (dW[1]) {
+        if (dW[1] && !gru_rdrop) {
             if (cell_ == Cell::gru && !reset_after_) {
                 gemm1(true, false, int(u_), int(2 * u_), mT, T(1), H, int(u_), DZ, int(G_), T(0),
                       dW[1], int(G_));
@@ -525,6 +540,12 @@ class Recurrent final : public Layer<T> {
         }
         return {dx ? mx : nullptr, dh ? mh : nullptr};
     }
+    // out = h * mask row by row (m rows of u)
+    const T* masked(const T* h, const T* mask, idx m, T* out) const {
+        for (idx e = 0; e < m * u_; ++e) out[e] = h[e] * mask[e];
+        return out;
+    }
+    T* gru_scratch(const Rows& r) const { return mask_area(r) + r.m * (F_ + u_); }
     T* mask_area(const Rows& r) const {
         const idx m = r.m;
         const idx fwd = m * state_per_row() + m * G_ + 2 * m * u_ + m * T_ * F_;

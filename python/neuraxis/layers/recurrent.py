@@ -292,9 +292,9 @@ class GRU(_RNN):
                          return_sequences, return_state, go_backwards, stateful, unroll, seed,
                          recurrent_activation=recurrent_activation, **kwargs)
         self.reset_after = bool(reset_after)
-        if _engine_rate(self.recurrent_dropout):
-            raise NotImplementedError("GRU(recurrent_dropout > 0) is not supported yet (dropout= "
-                                      "is; SimpleRNN and LSTM support both)")
+        if _engine_rate(self.recurrent_dropout) and not self.reset_after:
+            raise NotImplementedError("GRU(recurrent_dropout > 0, reset_after=False) is not "
+                                      "supported yet (reset_after=True, the default, is)")
         self.use_cudnn = _check_use_cudnn(use_cudnn)
 
     def _bias_shape(self):
