@@ -311,7 +311,7 @@ class Recurrent final : public Layer<T> {
         const T* U = W[1];
         const T* b = bias_ ? W[2] : nullptr;
         const auto [mx, mh] = dropout_masks(r, mask_area(r));
-        to_time_major(x, m, F_, Xt, mx);
+        reorder_steps(x, m, Xt, mx, true);
         // Z = X W (+ the input bias), one product over every (step, row)
         gemm1(false, false, int(m * T_), int(G_), int(F_), T(1), Xt, int(F_), W[0], int(G_), T(0),
               Z, int(G_));
@@ -470,7 +470,7 @@ class Recurrent final : public Layer<T> {
         }
         const int mT = int(m * T_);
         if (dW[0]) {
-            to_time_major(x, m, F_, Xt, mx);
+            reorder_steps(x, m, Xt, mx, true);
             gemm1(true, false, int(F_), int(G_), mT, T(1), Xt, int(F_), DZ, int(G_), T(0), dW[0],
                   int(G_));
         }
@@ -492,31 +492,25 @@ class Recurrent final : public Layer<T> {
         if (dx) {  // dX = DZ W^T, time-major, then back to (m, T, F)
             gemm1(false, true, mT, int(F_), int(G_), T(1), DZ, int(G_), W[0], int(G_), T(0), Xt,
                   int(F_));
-            for (idx t = 0; t < T_; ++t)
-                for (idx i = 0; i < m; ++i) {
-                    T* o = dx + (i * T_ + t) * F_;
-                    const T* in = Xt + (t * m + i) * F_;
-                    if (mx)
-                        for (idx f = 0; f < F_; ++f) o[f] = in[f] * mx[i * F_ + f];
-                    else
-                        std::memcpy(o, in, sizeof(T) * F_);
-                }
+            reorder_steps(Xt, m, dx, mx, false);
         }
     }
 
   private:
     idx state_per_row() const { return T_ * (G_ + u_ + E_); }
 
-    // xt[t][i] = x[i][t] (* mx[i], the input dropout mask) for m rows of T steps of F values
-    void to_time_major(const T* x, idx m, idx F, T* xt, const T* mx) const {
+    // m rows of T steps of F values between row-major x[i][t] and time-major xt[t][i]
+    // (to_time: x -> xt, else xt -> x), times mx[i] (the input dropout mask) when given
+    void reorder_steps(const T* from, idx m, T* to, const T* mx, bool to_time) const {
         for (idx t = 0; t < T_; ++t)
             for (idx i = 0; i < m; ++i) {
-                T* o = xt + (t * m + i) * F;
-                const T* in = x + (i * T_ + t) * F;
+                const idx rm = (i * T_ + t) * F_, tm = (t * m + i) * F_;
+                const T* in = from + (to_time ? rm : tm);
+                T* o = to + (to_time ? tm : rm);
                 if (mx)
-                    for (idx f = 0; f < F; ++f) o[f] = in[f] * mx[i * F + f];
+                    for (idx f = 0; f < F_; ++f) o[f] = in[f] * mx[i * F_ + f];
                 else
-                    std::memcpy(o, in, sizeof(T) * F);
+                    std::memcpy(o, in, sizeof(T) * F_);
             }
     }
 
