@@ -46,17 +46,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _benchenv  # noqa: E402
+from _benchlib import (KERAS_BACKENDS, cell_ms, clocked_fit, fit_front, machine,  # noqa: E402
+                       ratio, timed)
 
 _benchenv.scrub_environ()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 
 STEP_KINDS = ("neuraxis", "torch", "numpy")
 FIT_KINDS = ("neuraxis-fit", "keras-torch", "keras-jax")
-KERAS_BACKENDS = {"keras-torch": "torch", "keras-jax": "jax"}
 TITLES = {"neuraxis": "neuraxis", "torch": "PyTorch (channels-last)", "numpy": "NumPy ref",
           "neuraxis-fit": "neuraxis", "keras-torch": "Keras-torch", "keras-jax": "Keras-JAX"}
 
@@ -78,17 +78,6 @@ def data(mnist, steps):
     X = rng.normal(size=(batch * steps, h, w, c)).astype(np.float32)
     y = rng.integers(0, 10, len(X))
     return X, y, batch
-
-
-def timed(step, steps, repeat):
-    step(0)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for i in range(steps):
-            step(i)
-        best = min(best, (time.perf_counter() - t0) / steps)
-    return best
 
 
 def run_neuraxis(mnist, steps, repeat):
@@ -205,73 +194,15 @@ def lecture_model(Sequential, L, input_shape):
 
 
 def run_fit(kind, mnist, images, epochs, threads):
-    """model.fit(epochs) with a clock callback; epoch times from on_epoch_begin/end."""
+    """model.fit(epochs) of the lecture code with an epoch clock."""
     info = {}
-    if kind == "neuraxis-fit":
-        import neuraxis
-        from neuraxis import layers as L
-        from neuraxis.callbacks import Callback
-        from neuraxis.models import Sequential
-        info.update(version=neuraxis.__version__, threads=neuraxis.get_num_threads())
-    else:
-        backend = KERAS_BACKENDS[kind]
-        os.environ["KERAS_BACKEND"] = backend  # before the first import of keras
-        if backend == "torch":
-            import torch
-            torch.set_num_threads(threads)
-            info.update(torch=torch.__version__, threads=torch.get_num_threads())
-        else:
-            from keras_bench import _limit_xla_threads
-            _limit_xla_threads(threads, info)  # XLA_FLAGS and the CPU affinity
-            import jax
-            info.update(jax=jax.__version__, threads=threads,
-                        jax_devices=[str(d) for d in jax.devices()])
-        import keras
-        if keras.backend.backend() != backend:
-            raise RuntimeError(f"keras imported with backend {keras.backend.backend()!r}")
-        from keras import layers as L
-        from keras import Sequential
-        Callback = keras.callbacks.Callback
-        info.update(version=keras.__version__, keras_backend=backend)
-
-    begins, ends = [], []
-
-    class Clock(Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            begins.append(time.perf_counter())
-
-        def on_epoch_end(self, epoch, logs=None):
-            ends.append(time.perf_counter())
-
+    Sequential, L, Callback = fit_front(kind, threads, info)
     X, Y, batch = fit_data(mnist, images)
     model = lecture_model(Sequential, L, X.shape[1:])
-    t0 = time.perf_counter()
-    hist = model.fit(X, Y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[Clock()])
-    total = time.perf_counter() - t0
-    epoch_s = [e - b for b, e in zip(begins, ends)]
-    info.update(epoch_s=epoch_s, epoch1_s=epoch_s[0] if epoch_s else None,
-                best_epoch_s=min(epoch_s[1:]) if len(epoch_s) > 1 else None,
-                fit_total_s=total, images=images, batch=batch, epochs=epochs,
-                steps_per_epoch=-(-images // batch),
-                last_loss=float(hist.history["loss"][-1]))
-    return info
+    return clocked_fit(model, Callback, X, Y, batch, epochs, dict(info, images=images))
 
 
 # ------------------------------------------------------------------------ runner
-def machine():
-    """CPU model, usable CPUs and the 1-minute load at start, for the header."""
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                       cpu)
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "usable_cpus": usable, "loadavg_1min_at_start": load}
-
-
 def versions_line(results):
     parts = []
     for table in ("step", "fit"):
@@ -288,22 +219,14 @@ def versions_line(results):
     return "; ".join(parts)
 
 
-def _cell_ms(r, k):
-    return f"{r[k] * 1e3:.1f} ms" if r.get(k) is not None else r.get("error", "n/a")
-
-
-def _ratio(num, den):
-    return f"{num / den:.2f}x" if num and den else "n/a"
-
-
 def step_table(res, flops):
     libs = [lib for lib in STEP_KINDS if lib in res]
     others = [lib for lib in libs if lib != "neuraxis"]
     head = ["measure"] + [TITLES[lib] for lib in libs] + [f"{lib}/neuraxis" for lib in others]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, title in (("train_step_s", "train step"), ("predict_batch_s", "predict batch")):
-        row = [title] + [_cell_ms(res[lib], key) for lib in libs]
-        row += [_ratio(res[lib].get(key), res["neuraxis"].get(key)) for lib in others]
+        row = [title] + [cell_ms(res[lib], key) for lib in libs]
+        row += [ratio(res[lib].get(key), res["neuraxis"].get(key)) for lib in others]
         lines.append("| " + " | ".join(row) + " |")
     row = [f"train step GFLOP/s ({flops / 1e9:.2f} GFLOP)"]
     for lib in libs:
@@ -321,10 +244,10 @@ def fit_table(res):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     nx = res.get("neuraxis-fit", {})
     for key, title in (("best_epoch_s", "best epoch (2..E)"), ("epoch1_s", "epoch 1")):
-        row = [title] + [_cell_ms(res[lib], key) for lib in libs]
-        row += [_ratio(res[lib].get(key), nx.get(key)) for lib in kerases]
+        row = [title] + [cell_ms(res[lib], key) for lib in libs]
+        row += [ratio(res[lib].get(key), nx.get(key)) for lib in kerases]
         times = [res[lib].get(key) for lib in kerases if res[lib].get(key)]
-        row.append(_ratio(min(times), nx.get(key)) if times else "n/a")
+        row.append(ratio(min(times), nx.get(key)) if times else "n/a")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -35,7 +35,13 @@ batch size and reused, so a step allocates little besides NumPy temporaries.
     python bench/numpy_cnn.py             # time a W3 step (64x64x3, batch 32)
     python bench/numpy_cnn.py --mnist     # time a W6 step (28x28x1, batch 128)
 """
+import os
+import sys
+
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _benchlib import keras_adam  # noqa: E402
 
 __all__ = ["NumpyCNN", "param_shapes", "step_flops", "check"]
 
@@ -304,21 +310,8 @@ class NumpyCNN:
     def adam(self):
         """One Keras Adam step from self.grads."""
         self._t += 1
-        t, b1, b2 = self._t, self.b1, self.b2
-        alpha = F32(self.lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t))
-        g, m, v, tmp = self._grads, self._m, self._v, self._tmp
-        np.subtract(g, m, out=tmp)
-        tmp *= F32(1 - b1)
-        m += tmp                                        # m += (g - m)(1 - b1)
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= F32(1 - b2)
-        v += tmp                                        # v += (g^2 - v)(1 - b2)
-        np.sqrt(v, out=tmp)
-        tmp += F32(self.eps)
-        np.divide(m, tmp, out=tmp)
-        tmp *= -alpha
-        self._params += tmp
+        keras_adam(np, self._params, self._grads, self._m, self._v, self._tmp, self._t,
+                   self.lr, self.b1, self.b2, self.eps, F32)
 
     def train_step(self, X, Y):
         """Forward, backward and one Adam step on a batch; returns the batch's mean loss."""

@@ -67,6 +67,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _benchenv  # noqa: E402
+from _benchlib import (KERAS_BACKENDS, cell_ms, clocked_fit, fit_front, keras_adam,  # noqa: E402
+                       machine, ratio, timed)
 
 _benchenv.scrub_environ()
 
@@ -81,7 +83,6 @@ GATES = {"lstm": 4, "simple_rnn": 1, "gru": 3}
 STEP_KINDS = ("neuraxis", "torch", "numpy")
 BIG_KINDS = ("neuraxis", "torch")
 FIT_KINDS = ("neuraxis-fit", "keras-torch", "keras-jax")
-KERAS_BACKENDS = {"keras-torch": "torch", "keras-jax": "jax"}
 TITLES = {"neuraxis": "neuraxis", "torch": "PyTorch", "numpy": "NumPy ref",
           "neuraxis-fit": "neuraxis", "keras-torch": "Keras-torch", "keras-jax": "Keras-JAX"}
 
@@ -422,23 +423,9 @@ class NumpyRNN:
 
     def adam(self):
         """One Keras Adam step from self.grads."""
-        np = self.np
         self._t += 1
-        t, b1, b2, c = self._t, self.b1, self.b2, self.dt.type
-        alpha = c(self.lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t))
-        g, m, v, tmp = self._grads, self._m, self._v, self._tmp
-        np.subtract(g, m, out=tmp)
-        tmp *= c(1 - b1)
-        m += tmp                                        # m += (g - m)(1 - b1)
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= c(1 - b2)
-        v += tmp                                        # v += (g^2 - v)(1 - b2)
-        np.sqrt(v, out=tmp)
-        tmp += c(self.eps)
-        np.divide(m, tmp, out=tmp)
-        tmp *= -alpha
-        self._params += tmp
+        keras_adam(self.np, self._params, self._grads, self._m, self._v, self._tmp, self._t,
+                   self.lr, self.b1, self.b2, self.eps, self.dt.type)
 
     def train_step(self, X, Y):
         """Forward, BPTT and one Adam step on a batch; returns the batch's mean loss."""
@@ -552,17 +539,6 @@ def data(shape, steps, seed=0):
     X = rng.standard_normal((batch * steps, T, F)).astype(np.float32)
     Y = rng.integers(0, 2, (batch * steps, 1)).astype(np.float32)
     return X, Y, batch
-
-
-def timed(step, steps, repeat):
-    step(0)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for i in range(steps):
-            step(i)
-        best = min(best, (time.perf_counter() - t0) / steps)
-    return best
 
 
 def run_neuraxis(cell, shape, steps, repeat):
@@ -700,75 +676,16 @@ def lecture_model(Sequential, L, cell, input_shape, units):
 
 
 def run_fit(kind, cell, sequences, epochs, threads):
-    """model.fit(epochs) with a clock callback; epoch times from on_epoch_begin/end."""
+    """model.fit(epochs) of the lecture code with an epoch clock."""
     info = {}
-    if kind == "neuraxis-fit":
-        import neuraxis
-        from neuraxis import layers as L
-        from neuraxis.callbacks import Callback
-        from neuraxis.models import Sequential
-        info.update(version=neuraxis.__version__, threads=neuraxis.get_num_threads())
-    else:
-        backend = KERAS_BACKENDS[kind]
-        os.environ["KERAS_BACKEND"] = backend  # before the first import of keras
-        if backend == "torch":
-            import torch
-            torch.set_num_threads(threads)
-            info.update(torch=torch.__version__, threads=torch.get_num_threads())
-        else:
-            from keras_bench import _limit_xla_threads
-            _limit_xla_threads(threads, info)  # XLA_FLAGS and the CPU affinity
-            import jax
-            info.update(jax=jax.__version__, threads=threads,
-                        jax_devices=[str(d) for d in jax.devices()])
-        import keras
-        if keras.backend.backend() != backend:
-            raise RuntimeError(f"keras imported with backend {keras.backend.backend()!r}")
-        from keras import layers as L
-        from keras import Sequential
-        Callback = keras.callbacks.Callback
-        info.update(version=keras.__version__, keras_backend=backend)
-    info["python"] = sys.executable
-
-    begins, ends = [], []
-
-    class Clock(Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            begins.append(time.perf_counter())
-
-        def on_epoch_end(self, epoch, logs=None):
-            ends.append(time.perf_counter())
-
+    Sequential, L, Callback = fit_front(kind, threads, info)
     T, F, u, _ = SMALL
     X, Y, batch = fit_data(sequences)
     model = lecture_model(Sequential, L, cell, (T, F), u)
-    t0 = time.perf_counter()
-    hist = model.fit(X, Y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[Clock()])
-    total = time.perf_counter() - t0
-    epoch_s = [e - b for b, e in zip(begins, ends)]
-    info.update(epoch_s=epoch_s, epoch1_s=epoch_s[0] if epoch_s else None,
-                best_epoch_s=min(epoch_s[1:]) if len(epoch_s) > 1 else None,
-                fit_total_s=total, sequences=sequences, batch=batch, epochs=epochs,
-                steps_per_epoch=-(-sequences // batch),
-                last_loss=float(hist.history["loss"][-1]))
-    return info
+    return clocked_fit(model, Callback, X, Y, batch, epochs, dict(info, sequences=sequences))
 
 
 # ------------------------------------------------------------------------ runner
-def machine():
-    """CPU model, usable CPUs and the 1-minute load at start, for the header."""
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                       cpu)
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "usable_cpus": usable, "loadavg_1min_at_start": load}
-
-
 def versions_line(results):
     """One entry per library (its first result that ran), errors per (table, cell)."""
     parts, seen = [], set()
@@ -792,14 +709,6 @@ def versions_line(results):
     return "; ".join(parts)
 
 
-def _cell_ms(r, k):
-    return f"{r[k] * 1e3:.2f} ms" if r.get(k) is not None else r.get("error", "n/a")
-
-
-def _ratio(num, den):
-    return f"{num / den:.2f}x" if num and den else "n/a"
-
-
 def step_table(step, kinds, shape, big=False):
     """step: {cell: {lib: result}}; rows per cell: train step, predict batch, GFLOP/s."""
     T, F, u, n = shape
@@ -811,8 +720,8 @@ def step_table(step, kinds, shape, big=False):
         name = f"{CELL_TITLES[cell]}({u})"
         nx = res.get("neuraxis", {})
         for key, title in (("train_step_s", "train step"), ("predict_batch_s", "predict batch")):
-            row = [f"{name} {title}"] + [_cell_ms(res.get(lib, {}), key) for lib in libs]
-            row += [_ratio(res.get(lib, {}).get(key), nx.get(key)) for lib in others]
+            row = [f"{name} {title}"] + [cell_ms(res.get(lib, {}), key, 2) for lib in libs]
+            row += [ratio(res.get(lib, {}).get(key), nx.get(key)) for lib in others]
             lines.append("| " + " | ".join(row) + " |")
         rate_rows = [("train_step_s", "train step", step_flops(cell, T, F, u, n))]
         if big:
@@ -837,10 +746,10 @@ def fit_table(fit):
         nx = res.get("neuraxis-fit", {})
         for key, title in (("best_epoch_s", "best epoch (2..E)"), ("epoch1_s", "epoch 1")):
             row = [f"{CELL_TITLES[cell]}({SMALL[2]}) {title}"]
-            row += [_cell_ms(res.get(lib, {}), key) for lib in libs]
-            row += [_ratio(res.get(lib, {}).get(key), nx.get(key)) for lib in kerases]
+            row += [cell_ms(res.get(lib, {}), key, 2) for lib in libs]
+            row += [ratio(res.get(lib, {}).get(key), nx.get(key)) for lib in kerases]
             times = [res[lib].get(key) for lib in kerases if res.get(lib, {}).get(key)]
-            row.append(_ratio(min(times), nx.get(key)) if times else "n/a")
+            row.append(ratio(min(times), nx.get(key)) if times else "n/a")
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
