@@ -88,12 +88,82 @@ def test_masks_that_would_be_used_elsewhere_are_refused():
     m.compile("adam", "mse")
     with pytest.raises(NotImplementedError, match="GlobalAveragePooling1D"):
         m.fit(np.ones((4, 6)), np.ones(4), verbose=0)
-    seq = Sequential([L.Input((6, 2)), L.Masking(), L.LSTM(3, return_sequences=True),
-                      L.Dense(1)])
-    seq.compile("adam", "mse")
-    assert seq.predict(np.ones((2, 6, 2)), verbose=0).shape == (2, 6, 1)
-    with pytest.raises(NotImplementedError, match="reaches the model's output"):
-        seq.fit(np.ones((2, 6, 2)), np.ones((2, 6, 1)), verbose=0)
+
+
+def sequence_model(kind):
+    set_random_seed(0)
+    if kind == "tagger":
+        return Sequential([L.Input((8,)), L.Embedding(20, 4, mask_zero=True),
+                           L.LSTM(5, return_sequences=True),
+                           L.TimeDistributed(L.Dense(3, activation="softmax"))])
+    return Sequential([L.Input((7, 2)), L.Masking(), L.GRU(4, return_sequences=True),
+                       L.Dense(2)])
+
+
+def padded_ids(rng, n, T, vocab):
+    ids = np.zeros((n, T), np.float32)
+    for i, k in enumerate(rng.integers(1, T + 1, n)):
+        ids[i, T - k:] = rng.integers(1, vocab, k)
+    return ids
+
+
+def test_masked_sequence_loss_counts_the_real_steps_only():
+    """evaluate on a masked sequence output = Keras's apply_mask, written out in NumPy:
+    per batch sum(sw * mask * loss) / sum(mask), batches weighted by their rows; metrics
+    are means over the real steps (weighted ones with sw * mask)."""
+    rng = np.random.default_rng(5)
+    for kind in ("tagger", "regressor"):
+        model = sequence_model(kind)
+        if kind == "tagger":
+            X = padded_ids(rng, 11, 8, 20)
+            mask = X != 0
+            y = rng.integers(0, 3, (11, 8))
+            model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"],
+                          weighted_metrics=["accuracy"])
+        else:
+            X, _ = padded(rng, 11, 7, 2, pre=False)
+            mask = np.any(X != 0, axis=-1)
+            y = rng.normal(size=(11, 7, 2)).astype(np.float32)
+            model.compile("adam", "mse", metrics=["mae"], weighted_metrics=["mae"])
+        sw = rng.uniform(0.2, 2.0, 11).astype(np.float32)
+        P = model.predict(X, verbose=0).astype(np.float64)
+        if kind == "tagger":
+            loss = -np.log(np.clip(np.take_along_axis(P, y[..., None], -1)[..., 0],
+                                   1e-7, 1 - 1e-7))
+            metric = (P.argmax(-1) == y).astype(np.float64)
+        else:
+            loss = ((P - y) ** 2).mean(-1)
+            metric = np.abs(P - y).mean(-1)
+        batch = 4
+        total = 0.0
+        for s in range(0, 11, batch):
+            m, w = mask[s:s + batch], sw[s:s + batch, None]
+            total += (loss[s:s + batch] * w * m).sum() / m.sum() * len(m)
+        name = "accuracy" if kind == "tagger" else "mae"
+        want = {"loss": total / 11, name: (metric * mask).sum() / mask.sum(),
+                "weighted_" + name: (metric * mask * sw[:, None]).sum()
+                / (mask * sw[:, None]).sum()}
+        got = model.evaluate(X, y, sample_weight=sw, batch_size=batch, verbose=0,
+                             return_dict=True)
+        assert sorted(got) == sorted(want)
+        for key in want:
+            assert_allclose(got[key], want[key], rtol=2e-5, err_msg=f"{kind} {key}")
+        got = model.evaluate(X, y, sample_weight=sw, batch_size=batch, verbose=0)
+        # what the targets of padded steps hold changes nothing, in training either
+        y2 = y.copy()
+        y2[~mask] = 1 if kind == "tagger" else 50.0
+        assert_allclose(model.evaluate(X, y2, sample_weight=sw, batch_size=batch, verbose=0),
+                        got, rtol=1e-6)
+        trained = []
+        for target in (y, y2):
+            twin = sequence_model(kind)
+            twin.compile(Adam(0.01), model.loss)
+            twin.fit(X, target, sample_weight=sw, batch_size=batch, epochs=2, shuffle=False,
+                     verbose=0)
+            trained.append(twin.get_weights())
+        for a, b in zip(*trained):
+            assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        assert not np.allclose(trained[0][-1], model.get_weights()[-1])  # it did train
 
 
 KERAS_SCRIPT = textwrap.dedent("""
@@ -104,21 +174,31 @@ KERAS_SCRIPT = textwrap.dedent("""
     L = keras.layers
     d = np.load(sys.argv[1])
     out, arrays = {}, {}
+    bce = ("binary_crossentropy", ["accuracy"], None)
     models = {
-        "emb": keras.Sequential([keras.Input((8,)), L.Embedding(20, 4, mask_zero=True),
-                                 L.LSTM(5), L.Dense(1, activation="sigmoid")]),
-        "mask": keras.Sequential([keras.Input((7, 2)), L.Masking(),
-                                  L.GRU(4, return_sequences=True), L.SimpleRNN(3),
-                                  L.Dense(1, activation="sigmoid")]),
+        "emb": (keras.Sequential([keras.Input((8,)), L.Embedding(20, 4, mask_zero=True),
+                                  L.LSTM(5), L.Dense(1, activation="sigmoid")]), bce),
+        "mask": (keras.Sequential([keras.Input((7, 2)), L.Masking(),
+                                   L.GRU(4, return_sequences=True), L.SimpleRNN(3),
+                                   L.Dense(1, activation="sigmoid")]), bce),
+        "tagger": (keras.Sequential([keras.Input((8,)), L.Embedding(20, 4, mask_zero=True),
+                                     L.LSTM(5, return_sequences=True),
+                                     L.TimeDistributed(L.Dense(3, activation="softmax"))]),
+                   ("sparse_categorical_crossentropy", ["accuracy"], ["accuracy"])),
+        "seqreg": (keras.Sequential([keras.Input((7, 2)), L.Masking(),
+                                     L.GRU(4, return_sequences=True), L.Dense(2)]),
+                   ("mse", ["mae"], ["mae"])),
     }
-    for name, model in models.items():
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy",
-                      metrics=["accuracy"])
+    for name, (model, (loss, metrics, weighted)) in models.items():
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=metrics,
+                      weighted_metrics=weighted)
         model.set_weights([d[f"{name}_w{j}"] for j in range(len(model.get_weights()))])
         X, y = d[f"{name}_X"], d[f"{name}_y"]
+        sw = d[f"{name}_sw"] if f"{name}_sw" in d else None
         arrays[f"{name}_P0"] = model.predict(X, verbose=0)
-        h = model.fit(X, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        h = model.fit(X, y, sample_weight=sw, batch_size=8, epochs=2, shuffle=False, verbose=0)
         out[name] = h.history
+        out[name + "_eval"] = model.evaluate(X, y, sample_weight=sw, batch_size=8, verbose=0)
         for j, w in enumerate(model.get_weights()):
             arrays[f"{name}_w{j}"] = w
         arrays[f"{name}_P"] = model.predict(X, verbose=0)
@@ -129,10 +209,14 @@ KERAS_SCRIPT = textwrap.dedent("""
 
 def models():
     set_random_seed(0)
-    return {"emb": Sequential([L.Input((8,)), L.Embedding(20, 4, mask_zero=True), L.LSTM(5),
-                               L.Dense(1, activation="sigmoid")]),
-            "mask": Sequential([L.Input((7, 2)), L.Masking(), L.GRU(4, return_sequences=True),
-                                L.SimpleRNN(3), L.Dense(1, activation="sigmoid")])}
+    bce = ("binary_crossentropy", ["accuracy"], None)
+    return {"emb": (Sequential([L.Input((8,)), L.Embedding(20, 4, mask_zero=True), L.LSTM(5),
+                                L.Dense(1, activation="sigmoid")]), bce),
+            "mask": (Sequential([L.Input((7, 2)), L.Masking(), L.GRU(4, return_sequences=True),
+                                 L.SimpleRNN(3), L.Dense(1, activation="sigmoid")]), bce),
+            "tagger": (sequence_model("tagger"),
+                       ("sparse_categorical_crossentropy", ["accuracy"], ["accuracy"])),
+            "seqreg": (sequence_model("regressor"), ("mse", ["mae"], ["mae"]))}
 
 
 @needs_keras
@@ -145,8 +229,15 @@ def test_padded_training_matches_keras(tmp_path):
     arrays["emb_X"], arrays["emb_y"] = ids, (rng.random((32, 1)) > 0.5).astype(np.float32)
     X, _ = padded(rng, 32, 7, 2, pre=False)
     arrays["mask_X"], arrays["mask_y"] = X, (rng.random((32, 1)) > 0.5).astype(np.float32)
+    # sequence outputs: the mask reaches the loss and the metrics
+    arrays["tagger_X"] = padded_ids(rng, 32, 8, 20)
+    arrays["tagger_y"] = rng.integers(0, 3, (32, 8)).astype(np.float32)
+    X, _ = padded(rng, 32, 7, 2, pre=False)
+    arrays["seqreg_X"], arrays["seqreg_y"] = X, rng.normal(size=(32, 7, 2)).astype(np.float32)
+    # (not with sample weights: Keras 3.15's torch backend fails on (n,) weights times a
+    # (n, steps) mask, in apply_mask; the NumPy test above covers them)
     ours = models()
-    for name, model in ours.items():
+    for name, (model, _) in ours.items():
         for j, w in enumerate(model.get_weights()):
             arrays[f"{name}_w{j}"] = rng.uniform(-0.5, 0.5, w.shape).astype(np.float32)
     np.savez(tmp_path / "in.npz", **arrays)
@@ -156,16 +247,20 @@ def test_padded_training_matches_keras(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     history = json.loads(out.stdout.strip().splitlines()[-1])
     theirs = np.load(tmp_path / "out.npz")
-    for name, model in ours.items():
-        model.compile(Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+    for name, (model, (loss, metrics, weighted)) in ours.items():
+        model.compile(Adam(0.01), loss, metrics=metrics, weighted_metrics=weighted)
         n = len(model.get_weights())
         model.set_weights([arrays[f"{name}_w{j}"] for j in range(n)])
-        X, y = arrays[f"{name}_X"], arrays[f"{name}_y"]
+        X, y, sw = arrays[f"{name}_X"], arrays[f"{name}_y"], arrays.get(f"{name}_sw")
         assert_allclose(model.predict(X, verbose=0), theirs[f"{name}_P0"], rtol=1e-5, atol=1e-6)
-        hist = model.fit(X, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        hist = model.fit(X, y, sample_weight=sw, batch_size=8, epochs=2, shuffle=False,
+                         verbose=0)
         for j, w in enumerate(model.get_weights()):
             assert_allclose(w, theirs[f"{name}_w{j}"], rtol=2e-4, atol=2e-5,
                             err_msg=f"{name} weight {j}")
         assert_allclose(model.predict(X, verbose=0), theirs[f"{name}_P"], rtol=2e-4, atol=2e-5)
+        assert sorted(hist.history) == sorted(history[name])
         for key, values in history[name].items():
-            assert_allclose(hist.history[key], values, rtol=2e-4, atol=2e-5)
+            assert_allclose(hist.history[key], values, rtol=2e-4, atol=2e-5, err_msg=key)
+        assert_allclose(model.evaluate(X, y, sample_weight=sw, batch_size=8, verbose=0),
+                        history[name + "_eval"], rtol=2e-4, atol=2e-5)

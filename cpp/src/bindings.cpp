@@ -88,6 +88,8 @@ py::dict totals_dict(const BatchTotals& t) {
     d["rows"] = t.rows;
     d["metric_sums"] = t.metric_sums;
     d["weight_sum"] = t.weight_sum;
+    d["metric_rows"] = t.metric_rows;
+    d["metric_weight"] = t.metric_weight;
     return d;
 }
 
@@ -144,7 +146,7 @@ struct PyNetwork {
 
     // input_shape: per-sample shape; layers: one dict per layer ({"kind": "dense", ...}).
     PyNetwork(const std::vector<idx>& input_shape, const py::list& layers, const std::string& loss,
-              const std::string& reduction) {
+              const std::string& reduction, bool loss_mask) {
         std::vector<Config> configs;
         for (std::size_t i = 0; i < layers.size(); ++i) configs.push_back(to_config(layers[i], i));
         Reduction red;
@@ -156,6 +158,7 @@ struct PyNetwork {
             throw py::value_error("reduction must be 'weights' or 'batch_size', got '" +
                                   reduction + "'");
         net = std::make_unique<Network<T>>(Shape(input_shape), configs, parse_loss(loss), red);
+        net->set_loss_mask(loss_mask);
     }
 
     // X (n, *input_shape) or (n, prod(input_shape)); lengths: int32 (n,) steps per row.
@@ -304,9 +307,9 @@ template <class T>
 void bind_network(py::module_& m, const char* name) {
     py::class_<PyNetwork<T>>(m, name)
         .def(py::init<const std::vector<idx>&, const py::list&, const std::string&,
-                      const std::string&>(),
+                      const std::string&, bool>(),
              py::arg("input_shape"), py::arg("layers"), py::arg("loss"),
-             py::arg("reduction") = "weights")
+             py::arg("reduction") = "weights", py::arg("loss_mask") = false)
         .def("fit_epoch", &PyNetwork<T>::fit_epoch, py::arg("params"), py::arg("opt"),
              py::arg("m"), py::arg("v"), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("perm"), py::arg("batch_size"), py::arg("alpha"))

@@ -304,7 +304,6 @@ class Sequential:
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="evaluate")
         net, params = specs.network(self, plan.engine_loss, X)
-        specs.check_masked_output(self, "evaluate")
         bar = Progbar(-(-len(X) // bs), verbose=verbose) if verbose else None
         self._running = trainer.evaluate_arrays(self, net, params, X, plan.Y, sw, bs, plan.names,
                                                 plan.engine_metrics, bar)
@@ -344,7 +343,6 @@ class Sequential:
         """One optimizer step on (x, y) as a single batch; returns the running metrics."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, class_weight, "train_on_batch")
         net, params = specs.network(self, plan.engine_loss, X)
-        specs.check_masked_output(self, "train_on_batch")
         self.optimizer.build(params, trainable=net.param_trainable)
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
@@ -357,7 +355,6 @@ class Sequential:
         """Loss and metrics on one batch, accumulated like Keras's metric state."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")
         net, params = specs.network(self, plan.engine_loss, X)
-        specs.check_masked_output(self, "test_on_batch")
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted)
         self._running.add(net.evaluate(params, X, plan.Y, sw, max(len(X), 1),

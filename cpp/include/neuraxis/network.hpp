@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ struct BatchTotals {
     idx rows = 0;
     std::vector<double> metric_sums;  // sum_i w_i * metric_i
     double weight_sum = 0.0;          // sum_i w_i
+    // The metrics' denominators: rows and weight_sum, or with a masked output the
+    // rows' and weights' shares of real positions (sum_i w_i * real_i / positions).
+    double metric_rows = 0.0, metric_weight = 0.0;
     bool interrupted = false;
 };
 
@@ -101,7 +105,15 @@ class Network {
     // computing layer saw a NaN or inf (always the case when X holds one),
     // so the caller can validate X only then.
     bool predict(const std::vector<T*>& params, const T* X, const std::int32_t* lengths, idx n,
-                 T* out, bool training = false, std::uint64_t seed = 0) const;
+                 T* out, bool training = false, std::uint64_t seed = 0,
+                 std::uint8_t* mask_out = nullptr) const;
+
+    // The step mask reaches the output (Keras: a masked sequence output): the loss
+    // and the metrics count the real positions only, as Keras's apply_mask (the
+    // batch's loss is sum sw_i m_it l_it / sum m_it). Needs one output position
+    // per mask step.
+    void set_loss_mask(bool on);
+    bool loss_mask() const { return loss_mask_; }
 
   private:
     struct Scratch {  // per thread: layer pointers for its rows, its gradient arrays
@@ -154,6 +166,17 @@ class Network {
     idx group_ = 1;           // the output's last axis
     double loss_norm_ = 1.0;  // 1 / positions for losses that sum over the last axis
     double metric_value(const MetricSpec& m, const T* P, const T* Y, const T* sw, idx n) const;
+    // A masked output's n rows: pm = m_it and pw = sw_i m_it per position (pw = pm
+    // without weights); returns {sum pm, sum pw}.
+    std::pair<double, double> position_weights(const std::uint8_t* mask, const T* sw, idx n,
+                                               T* pm, T* pw) const;
+    // sum over positions of w_it * loss_it, and the metrics' sums / positions.
+    double masked_loss_sum(const T* P, const T* Y, const T* pw, idx n) const;
+    void masked_metrics(const std::vector<MetricSpec>& metrics, const T* P, const T* Y,
+                        const T* pm, const T* pw, idx n, double* met) const;
+    bool loss_mask_ = false;
+    std::vector<T> pmbuf_, pwbuf_;                // training: the batch's pm and pw
+    std::vector<std::pair<double, double>> vcount_;  // per thread: its rows' sums of pm, pw
     idx capacity_ = 0, work_bytes_ = 0;
     std::vector<std::vector<T>> acts_, deltas_, grads_;
     std::vector<std::vector<std::byte>> saved_, work_;         // work_: per thread

@@ -134,6 +134,50 @@ double Network<T>::metric_value(const MetricSpec& m, const T* P, const T* Y, con
     return s / double(positions);
 }
 
+template <class T>
+void Network<T>::set_loss_mask(bool on) {
+    if (on && (mask_T_ == 0 || n_out() / group_ != mask_T_))
+        throw ValueError("a masked loss needs one output position per step of the mask (" +
+                         std::to_string(mask_T_) + " steps, output " + shape_str(output_shape()) +
+                         ")");
+    if (on != loss_mask_) capacity_ = 0;  // reserve() sizes the position weights
+    loss_mask_ = on;
+}
+
+template <class T>
+std::pair<double, double> Network<T>::position_weights(const std::uint8_t* mask, const T* sw,
+                                                       idx n, T* pm, T* pw) const {
+    double cm = 0.0, cw = 0.0;
+    for (idx i = 0; i < n; ++i)
+        for (idx t = 0; t < mask_T_; ++t) {
+            const idx j = i * mask_T_ + t;
+            pm[j] = mask[j] ? T(1) : T(0);
+            cm += double(pm[j]);
+            if (sw) {
+                pw[j] = sw[i] * pm[j];
+                cw += double(pw[j]);
+            }
+        }
+    return {cm, sw ? cw : cm};
+}
+
+template <class T>
+double Network<T>::masked_loss_sum(const T* P, const T* Y, const T* pw, idx n) const {
+    const idx np = n * mask_T_;
+    return loss_value(loss_, P, Y, pw, np, group_) * weight_sum(pw, np);
+}
+
+// Keras's Mean over the real positions: each position weighs (sw_i) m_it / positions,
+// so a row's share adds up to its mean over positions, as without a mask.
+template <class T>
+void Network<T>::masked_metrics(const std::vector<MetricSpec>& metrics, const T* P, const T* Y,
+                                const T* pm, const T* pw, idx n, double* met) const {
+    for (std::size_t j = 0; j < metrics.size(); ++j)
+        met[j] += metric_sum(metrics[j].metric, P, Y, metrics[j].weighted ? pw : pm,
+                             n * mask_T_, group_) /
+                  double(mask_T_);
+}
+
 // The threading rule's input: rows of `passes` x the forward cost each
 // (training runs forward + backward, ~3 forward passes).
 template <class T>
@@ -161,6 +205,10 @@ void Network<T>::reserve(idx batch) {
     if (sliced_first_ >= 0)
         for (auto& b : part_) b.resize(batch * layers_[sliced_first_]->out_size());
     maskbuf_.resize(batch * mask_T_);
+    if (loss_mask_) {
+        pmbuf_.resize(batch * mask_T_);
+        pwbuf_.resize(batch * mask_T_);
+    }
     xbuf_.resize(batch * n_in());
     ybuf_.resize(batch * n_out());
     swbuf_.resize(batch);
@@ -193,6 +241,7 @@ void Network<T>::ensure_threads(int nt) {
         for (auto& b : part_) b.resize(capacity_ * layers_[sliced_first_]->out_size());
     const std::size_t L = layers_.size();
     scratch_.resize(nt);
+    vcount_.resize(nt);
     for (auto& sc : scratch_) {
         sc.outs.resize(L);
         sc.deltas.resize(L);
@@ -315,9 +364,20 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     const int L = int(layers_.size());
     const idx k = n_out(), mr = r1 - r0;
     Scratch& sc = scratch_[t];
+    // A masked output's loss divides by the batch's real positions: every thread
+    // counts its rows', then all meet at a barrier (training only: one batch, one region).
+    const bool masked = loss_mask_ && training;
+    const auto batch_positions = [&](std::pair<double, double> mine) {
+        vcount_[t] = mine;
+#pragma omp barrier
+        double all = 0.0;
+        for (int u = 0; u < omp_get_num_threads(); ++u) all += vcount_[u].first;
+        return all;
+    };
     if (mr <= 0) {  // no rows: zero gradients (never with coupled layers: nt <= rows)
         for (std::size_t p = 0; p < sc.G.size(); ++p)
             if (sc.G[p]) std::fill(sc.G[p], sc.G[p] + psize_[p], T(0));
+        if (masked) batch_positions({0.0, 0.0});
         return 0.0;
     }
     const T* x = b.X + r0 * n_in();
@@ -342,19 +402,37 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
     const T* P = sc.outs[L - 1];
     const T* y = b.Y + r0 * k;
     const T* sw = b.sw ? b.sw + r0 : nullptr;
-    const double w = weight_sum(sw, mr);
-    const double wl = w > 0 ? loss_value(loss_, P, y, sw, mr, k) * w * loss_norm_ : 0.0;
-    if (metrics)
-        for (std::size_t j = 0; j < metrics->size(); ++j)
-            met[j] += metric_value((*metrics)[j], P, y, sw, mr);
+    double wl = 0.0;
+    // Per row, or (masked output) per position with weights pw, group_ outputs each.
+    const T* lw = sw;
+    idx ln = mr, lk = k;
+    double lscale = scale * loss_norm_;
+    if (masked) {
+        T* pm = pmbuf_.data() + r0 * mask_T_;
+        T* pw = sw ? pwbuf_.data() + r0 * mask_T_ : pm;
+        const double valid = batch_positions(position_weights(r.mask, sw, mr, pm, pw));
+        // wl / batch rows = the batch's loss, sum w_it loss_it / valid (0 when none is real)
+        lscale = valid > 0 ? 1.0 / valid : 0.0;
+        wl = masked_loss_sum(P, y, pw, mr) * lscale * double(b.n);
+        if (metrics) masked_metrics(*metrics, P, y, pm, pw, mr, met);
+        lw = pw;
+        ln = mr * mask_T_;
+        lk = group_;
+    } else {
+        const double w = weight_sum(sw, mr);
+        wl = w > 0 ? loss_value(loss_, P, y, sw, mr, k) * w * loss_norm_ : 0.0;
+        if (metrics)
+            for (std::size_t j = 0; j < metrics->size(); ++j)
+                met[j] += metric_value((*metrics)[j], P, y, sw, mr);
+    }
     if (lowest_trained_ >= L) return wl;  // nothing to train
 
     // The loss's gradient: dL/dz of the fused layer, or dL/dP for the general chain.
     T* dP = sc.deltas[L - 1];
     if (fused_layer_ >= 0)
-        loss_delta(loss_, P, y, sw, mr, k, scale * loss_norm_, dP);
+        loss_delta(loss_, P, y, lw, ln, lk, lscale, dP);
     else
-        loss_grad_output(loss_, P, y, sw, mr, k, scale * loss_norm_, dP);
+        loss_grad_output(loss_, P, y, lw, ln, lk, lscale, dP);
     for (int l = L - 1; l >= lowest_trained_; --l) {
         const Layer<T>& la = *layers_[l];
         if (la.aliases_input()) continue;  // its delta is its input's
@@ -554,6 +632,14 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
             wl += part_loss[t];
             new_sumsq += part_sq[t];
             for (std::size_t j = 0; j < nmet; ++j) tot.metric_sums[j] += part_met[t][j];
+            if (loss_mask_) {
+                tot.metric_rows += vcount_[t].first / double(mask_T_);
+                tot.metric_weight += vcount_[t].second / double(mask_T_);
+            }
+        }
+        if (!loss_mask_) {
+            tot.metric_rows += double(m);
+            tot.metric_weight += sw_sum;
         }
         double batch_loss = wl * (reduction_ == Reduction::weights
                                       ? (sw_sum > 0 ? 1.0 / sw_sum : 0.0)
@@ -582,18 +668,34 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d
     batch = std::max<idx>(1, std::min(batch, n));
     std::vector<T> P(batch * n_out());
     const idx din = n_in(), k = n_out();
+    const idx np = loss_mask_ ? batch * mask_T_ : 0;
+    std::vector<std::uint8_t> M(np);
+    std::vector<T> pm(np), pw(d.sw ? np : 0);
     for (idx start = 0; start < n; start += batch) {
         const idx m = std::min(batch, n - start);
-        predict(params, d.X + start * din, d.lengths ? d.lengths + start : nullptr, m, P.data());
+        predict(params, d.X + start * din, d.lengths ? d.lengths + start : nullptr, m, P.data(),
+                false, 0, loss_mask_ ? M.data() : nullptr);
         const T* yb = d.Y + start * k;
         const T* swb = d.sw ? d.sw + start : nullptr;
         const double w = weight_sum(swb, m);
+        tot.rows += m;
+        tot.weight_sum += w;
+        if (loss_mask_) {
+            T* pwb = swb ? pw.data() : pm.data();
+            const auto [valid, wvalid] = position_weights(M.data(), swb, m, pm.data(), pwb);
+            tot.loss_sum += valid > 0 ? masked_loss_sum(P.data(), yb, pwb, m) / valid * double(m)
+                                      : 0.0;
+            masked_metrics(metrics, P.data(), yb, pm.data(), pwb, m, tot.metric_sums.data());
+            tot.metric_rows += valid / double(mask_T_);
+            tot.metric_weight += wvalid / double(mask_T_);
+            continue;
+        }
         const double lsum = loss_value(loss_, P.data(), yb, swb, m, k) * w * loss_norm_;
         const double bl = reduction_ == Reduction::weights ? (w > 0 ? lsum / w : 0.0)
                                                            : lsum / double(m);
         tot.loss_sum += bl * double(m);
-        tot.rows += m;
-        tot.weight_sum += w;
+        tot.metric_rows += double(m);
+        tot.metric_weight += w;
         for (std::size_t j = 0; j < metrics.size(); ++j)
             tot.metric_sums[j] += metric_value(metrics[j], P.data(), yb, swb, m);
     }
@@ -613,7 +715,8 @@ double Network<T>::loss_grad(const std::vector<T*>& params, const std::vector<T*
 
 template <class T>
 bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::int32_t* lengths,
-                         idx n, T* out, bool training, std::uint64_t seed) const {
+                         idx n, T* out, bool training, std::uint64_t seed,
+                         std::uint8_t* mask_out) const {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     const std::size_t L = layers_.size();
     const idx din = n_in(), k = n_out();
@@ -682,7 +785,7 @@ bool Network<T>::predict(const std::vector<T*>& params, const T* X, const std::i
             r.seed = seed;
             r.training = training;
             r.lengths = lengths ? lengths + start : nullptr;
-            r.mask = mask_T_ ? ps.mask.data() : nullptr;
+            r.mask = !mask_T_ ? nullptr : mask_out ? mask_out + start * mask_T_ : ps.mask.data();
             r.work = work.data();
             forward(params, r, x, outs, saved, &nonfinite, batch_coupled ? &sync : nullptr);
         }

@@ -109,16 +109,6 @@ def _follow_mask(masker, layer, spec):
         "put a recurrent layer first.")
 
 
-def check_masked_output(model, what):
-    """NotImplementedError when a step mask reaches the model's (sequence) output, whose loss
-    and metrics Keras would take over the real steps only."""
-    if getattr(model, "_masked_output", None):
-        raise NotImplementedError(
-            f"`{what}`: the step mask of layer \"{model._masked_output}\" reaches the model's "
-            "output (a sequence), whose loss Keras takes over the real steps only; that is "
-            "not supported yet. `predict` works.")
-
-
 def network(model, loss_name="mse", X=None):
     """The engine network for the model's current layers and the rows `X` (cached while they
     do not change; a few per model, one per data length of a variable-length input)."""
@@ -131,7 +121,10 @@ def network(model, loss_name="mse", X=None):
         if key not in cache:
             if len(cache) >= _MAX_CACHED:
                 cache.pop(next(iter(cache)))
-            cache[key] = _core.Network32(input_shape, layers, loss_name, "batch_size")
+            # A step mask that reaches the (sequence) output: the loss and metrics take the
+            # real steps only, as Keras's apply_mask.
+            cache[key] = _core.Network32(input_shape, layers, loss_name, "batch_size",
+                                         loss_mask=model._masked_output is not None)
         model._net, model._net_key = cache[key], key
     return model._net, params
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import data, session
 from .progbar import Progbar
-from .specs import check_inputs, check_masked_output, network, output_shape
+from .specs import check_inputs, network, output_shape
 from .utils import user_stacklevel
 
 
@@ -46,6 +46,8 @@ class Plan:
                                      "(integer labels), which needs "
                                      "loss='sparse_categorical_crossentropy'")
                 eng = "categorical_accuracy"  # the engine sees the one-hot targets
+            if weighted and name in self.names:  # Keras: a weighted twin of a plain metric
+                name = "weighted_" + name
             while name in self.names or name == "loss":
                 name += "_1"
             self.names.append(name)
@@ -68,25 +70,35 @@ class Running:
     def __init__(self, names=(), weighted=None):
         self.names = list(names)
         self.weighted = list(weighted) if weighted is not None else [False] * len(self.names)
-        self.loss_sum, self.rows, self.weight_sum = 0.0, 0, 0.0
+        self.loss_sum, self.rows, self.metric_rows, self.metric_weight = 0.0, 0, 0.0, 0.0
         self.metric_sums = [0.0] * len(self.names)
 
     def add(self, res):
         self.loss_sum += res["loss_sum"]
         self.rows += res["rows"]
-        self.weight_sum += res["weight_sum"]
+        # rows and weights, or with a masked sequence output their shares of real steps
+        self.metric_rows += res["metric_rows"]
+        self.metric_weight += res["metric_weight"]
         self.metric_sums = [a + b for a, b in zip(self.metric_sums, res["metric_sums"])]
 
     def logs(self):
         out = {"loss": self.loss_sum / self.rows if self.rows else 0.0}
         for name, s, w in zip(self.names, self.metric_sums, self.weighted):
-            den = self.weight_sum if w else self.rows
+            den = self.metric_weight if w else self.metric_rows
             out[name] = s / den if den else 0.0
         return {k: float(out[k]) for k in sorted(out)}
 
     def values(self):
+        """Keras's `_flatten_metrics_in_order`: the metric objects' names in order, then the
+        log keys no object is named (a weighted twin's object keeps the plain name, so
+        metrics=['accuracy'], weighted_metrics=['accuracy'] give loss, accuracy twice,
+        weighted_accuracy)."""
         logs = self.logs()
-        return [logs["loss"]] + [logs[n] for n in self.names]
+        objects = ["loss"] + [n[len("weighted_"):] if w and n.startswith("weighted_")
+                              and n[len("weighted_"):] in self.names else n
+                              for n, w in zip(self.names, self.weighted)]
+        return ([logs[n] for n in objects if n in logs] +
+                [logs[k] for k in sorted(logs) if k not in objects])
 
 
 def prepare(model, x, y, sample_weight=None, class_weight=None, what="fit"):
@@ -261,7 +273,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     if val is not None:
         Xv, vplan, swv = prepare(model, val[0], val[1], val[2])
     net, params = network(model, plan.engine_loss, X)
-    check_masked_output(model, "fit")
     model.optimizer.build(params, trainable=net.param_trainable)
     steps = math.ceil(len(X) / bs)
     cbs = callback_list(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
