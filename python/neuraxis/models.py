@@ -29,7 +29,7 @@ from ._keras.utils import (check_input_shape, check_weight_list, normalize_shape
 from .layers import InputLayer, KerasTensor, Layer
 from .saving import load_model, model_from_json, save_model  # noqa: F401  (re-exported)
 
-__all__ = ["Sequential", "load_model", "save_model", "model_from_json"]
+__all__ = ["Model", "Sequential", "load_model", "save_model", "model_from_json"]
 
 # How the trainer checks and encodes targets for a loss (see _keras.data.targets).
 _TARGET_KINDS = ((losses_mod.SparseCategoricalCrossentropy, "sparse"),
@@ -37,7 +37,20 @@ _TARGET_KINDS = ((losses_mod.SparseCategoricalCrossentropy, "sparse"),
                  (losses_mod.BinaryCrossentropy, "binary"))
 
 
-class Sequential:
+class Model:
+    """Keras's model base class. Only its `Sequential` form exists here: a functional
+    `Model(inputs, outputs)` or a subclassed model raises NotImplementedError."""
+
+    def __new__(cls, *args, **kwargs):
+        if not issubclass(cls, Sequential):
+            raise NotImplementedError(
+                "Only Sequential models are supported here: the functional API "
+                "(keras.Model(inputs, outputs)) and subclassed models (class M(keras.Model)) "
+                "are not. Build the model as keras.Sequential([keras.Input(...), ...]).")
+        return super().__new__(cls)
+
+
+class Sequential(Model):
     """A linear stack of layers, trained by the C++ engine with Keras's API.
 
     Example

@@ -1,4 +1,4 @@
-"""Keras-style utilities: seeding, session state, label encoding.
+"""Keras-style utilities: seeding, session state, label encoding, sequence padding.
 
 Example
 -------
@@ -9,9 +9,10 @@ Example
 """
 import numpy as np
 
+from ._keras.sequences import pad_sequences
 from ._keras.session import clear_session, set_random_seed
 
-__all__ = ["clear_session", "set_random_seed", "to_categorical"]
+__all__ = ["clear_session", "pad_sequences", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(x, num_classes=None):
