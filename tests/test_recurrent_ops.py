@@ -70,3 +70,34 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError):
         ops.gru_backward(x, np.zeros((3, 6)), np.zeros((2, 6)), np.zeros((2, 5)),
                          bias=np.zeros((2, 6)))
+
+
+# ---- embedding_forward / embedding_backward ------------------------------------------------
+@pytest.mark.parametrize("shape", [(4,), (3, 5), (2, 3, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_ops_equal_numpy_take_and_add_at(shape, dtype):
+    rng = np.random.default_rng(7)
+    table = rng.normal(size=(6, 3)).astype(dtype)
+    ids = rng.integers(0, 6, shape)
+    ids.flat[0] = ids.flat[-1]  # a repeated id: its gradient rows add up
+    y = ops.embedding_forward(ids, table)
+    assert y.dtype == dtype and y.shape == shape + (3,)
+    assert_allclose(y, table[ids])
+    dy = rng.normal(size=shape + (3,)).astype(dtype)
+    want = np.zeros((6, 3))
+    np.add.at(want, ids, dy)
+    assert_allclose(ops.embedding_backward(ids, table, dy), want, rtol=1e-6, atol=1e-6)
+    # float ids holding integers work as Keras's cast does
+    assert_allclose(ops.embedding_forward(ids.astype(np.float64), table), table[ids])
+
+
+def test_embedding_ops_refuse_bad_ids_and_shapes():
+    table = np.zeros((4, 2))
+    with pytest.raises(ValueError, match=r"indices\[1\] = 4 is not in \[0, 4\)"):
+        ops.embedding_forward(np.array([0, 4]), table)
+    with pytest.raises(ValueError, match="must be integers"):
+        ops.embedding_forward(np.array([0.5]), table)
+    with pytest.raises(ValueError, match="2-d table"):
+        ops.embedding_forward(np.array([0]), np.zeros(4))
+    with pytest.raises(ValueError, match="dy must have shape"):
+        ops.embedding_backward(np.array([[0, 1]]), table, np.zeros((1, 2)))

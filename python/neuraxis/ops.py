@@ -294,3 +294,49 @@ def gru_backward(x, kernel, recurrent_kernel, dy, bias=None, activation="tanh",
                      go_backwards, use_bias=bias is not None, reset_after=bool(reset_after),
                      recurrent_activation=recurrent_activation)
     return _layer(spec, x, [kernel, recurrent_kernel, bias], dy)
+
+
+# ---- embedding: rows of a table at integer ids ----------------------------------------------
+def _embedding(ids, embeddings, dy=None):
+    from .layers.embedding import check_ids  # function-level: ops does not load the Keras front
+
+    embeddings, dy = _prep(embeddings, dy)
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-d table (input_dim, output_dim), got shape "
+                         f"{embeddings.shape}")
+    ids = np.asarray(ids)
+    if ids.ndim < 1 or ids.dtype.kind not in "iuf":
+        raise ValueError(f"ids must be an array of integer ids with at least one axis (rows), "
+                         f"got {ids.dtype} of shape {ids.shape}")
+    input_dim, output_dim = embeddings.shape
+    check_ids(ids, input_dim, "embedding")
+    x = np.ascontiguousarray(ids.reshape(len(ids), -1), dtype=embeddings.dtype)
+    spec = {"kind": "embedding", "input_dim": int(input_dim), "output_dim": int(output_dim)}
+    if dy is not None:
+        want = ids.shape + (output_dim,)
+        if dy.shape != want:
+            raise ValueError(f"dy must have shape {want} (ids.shape + (output_dim,)), got "
+                             f"{dy.shape}")
+        dy = np.ascontiguousarray(dy.reshape(x.shape + (output_dim,)))
+    out = _core.layer_run(spec, x, [embeddings], dy, False, 0)
+    return out.reshape(ids.shape + (output_dim,)) if dy is None else out[2][0]
+
+
+def embedding_forward(ids, embeddings):
+    """Keras's Embedding: `embeddings[ids]`, shape ids.shape + (output_dim,); ids are integers
+    in [0, input_dim) (a ValueError names the first one that is not).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> table = np.arange(6.0).reshape(3, 2)
+    >>> embedding_forward(np.array([[2, 0]]), table).tolist()
+    [[[4.0, 5.0], [0.0, 1.0]]]
+    """
+    return _embedding(ids, embeddings)
+
+
+def embedding_backward(ids, embeddings, dy):
+    """d embeddings given dy (ids.shape + (output_dim,)): each id's row adds up the dy rows
+    where it was looked up (ids themselves get no gradient)."""
+    return _embedding(ids, embeddings, dy)
