@@ -823,6 +823,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("rate"));
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("get_num_threads", &get_num_threads);
+    m.def("thread_cap", &thread_cap);
+    m.def("forked_child", &forked_child);
     m.def("blas_num_threads", &blas_num_threads);
     m.def("blas_config", &blas_config);
     m.def("simd_level", &simd_level);

@@ -44,7 +44,13 @@ void parallel_for(idx n, double cost_per_item, F&& body) {
 
 void init_threads();
 void ensure_single_threaded_blas();
-void set_num_threads(int n);
+// Threads per core (omp_get_num_procs) that set_num_threads and OMP_NUM_THREADS are capped at.
+constexpr int kThreadsPerCore = 4;
+int thread_cap();
+// True in a process forked from one that loaded neuraxis: it runs single-threaded.
+bool forked_child();
+// Sets min(n, thread_cap()) threads and returns that number.
+int set_num_threads(int n);
 int get_num_threads();
 int blas_num_threads();
 std::string blas_config();

@@ -33,12 +33,12 @@ NX_INLINE void fwd_loop(Act kind, T al, T* z, idx n) {
         case Act::identity: return;
         case Act::logistic: NX_MAP(sigmoid(v))
         case Act::tanh: NX_MAP(std::tanh(v))
-        case Act::relu: NX_MAP(v > T(0) ? v : T(0))
+        case Act::relu: NX_MAP(v < T(0) ? T(0) : v)  // NaN stays NaN, as np.maximum
         case Act::leaky_relu: NX_MAP(v > T(0) ? v : al * v)
         case Act::elu: NX_MAP(v > T(0) ? v : al * std::expm1(v))
         // log(1 + e^v) = max(v, 0) + log1p(e^-|v|)
         case Act::softplus: NX_MAP(std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v))))
-        case Act::step: NX_MAP(v > T(0) ? T(1) : T(0))
+        case Act::step: NX_MAP(v > T(0) ? T(1) : v <= T(0) ? T(0) : v)  // NaN stays NaN
         case Act::exp: NX_MAP(std::exp(v))
         case Act::softmax: return;
     }

@@ -31,7 +31,7 @@ NX_INLINE T act_f(Act k, T v) {
     switch (k) {
         case Act::logistic: return fast::sigmoid(v);
         case Act::tanh: return fast::tanh(v);
-        case Act::relu: return v > T(0) ? v : T(0);
+        case Act::relu: return v < T(0) ? T(0) : v;  // NaN stays NaN
         default: return v;  // identity
     }
 }

@@ -1,0 +1,130 @@
+"""No silent wrong answer, no crash (the hardening issue): NaN propagates as in NumPy,
+thread counts are capped, a forked child trains, bad arrays at the ops boundary get clear
+errors. Each test failed before its fix."""
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from neuraxis import ops
+
+
+def test_nan_propagates_through_relu_and_step_as_numpy():
+    z = np.array([np.nan, -1.0, 0.0, 2.0])
+    assert_array_equal(np.isnan(ops.activation_forward(z, "relu")), np.isnan(np.maximum(z, 0)))
+    assert_array_equal(ops.activation_forward(z, "relu")[1:], [0.0, 0.0, 2.0])
+    out = ops.activation_forward(z, "step")
+    assert np.isnan(out[0]) and out[1:].tolist() == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_nan_weights_give_nan_predictions_as_scikit_learn(kind):
+    from sklearn import neural_network as sk
+
+    from neuraxis import neural_network as nx
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4))
+    y = rng.normal(size=30) if kind == "regressor" else (X[:, 0] > 0).astype(int)
+    name = "MLPRegressor" if kind == "regressor" else "MLPClassifier"
+    ours = getattr(nx, name)(hidden_layer_sizes=(5,), max_iter=3).fit(X, y)
+    theirs = getattr(sk, name)(hidden_layer_sizes=(5,), max_iter=3)
+    with pytest.warns(Warning):
+        theirs.fit(X, y)
+    theirs.coefs_ = [c.copy() for c in ours.coefs_]
+    theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+    for m in (ours, theirs):
+        m.coefs_[0][1, 2] = np.nan  # one hidden unit becomes NaN, relu must not zero it
+    out = (lambda m: m.predict(X)) if kind == "regressor" else (lambda m: m.predict_proba(X))
+    assert_array_equal(np.isnan(out(ours)), np.isnan(out(theirs)))
+    assert np.isnan(out(ours)).all()
+
+
+def test_nan_weights_in_a_keras_relu_layer_give_nan():
+    from neuraxis.layers import Dense, Input
+    from neuraxis.models import Sequential
+    model = Sequential([Input((3,)), Dense(4, activation="relu"), Dense(1)])
+    w = model.get_weights()
+    w[0][0, 0] = np.nan
+    model.set_weights(w)
+    assert np.isnan(model.predict(np.ones((2, 3)), verbose=0)).all()
+
+
+def test_thread_counts_are_capped_and_huge_ones_refused():
+    import os
+    import subprocess
+    import sys
+
+    import neuraxis
+    before = neuraxis.get_num_threads()
+    cap = 4 * len(os.sched_getaffinity(0))
+    try:
+        with pytest.warns(RuntimeWarning, match=f"capped at {cap}"):
+            neuraxis.set_num_threads(100000)
+        assert neuraxis.get_num_threads() == cap
+        # a large batch still trains and predicts on the capped pool
+        from neuraxis.neural_network import MLPRegressor
+        X = np.random.default_rng(0).normal(size=(4000, 8))
+        MLPRegressor(hidden_layer_sizes=(8,), max_iter=2, batch_size=4000).fit(X, X[:, 0])
+        with pytest.raises(ValueError, match="below 2\\*\\*31"):
+            neuraxis.set_num_threads(2**31)
+        with pytest.raises(ValueError, match=">= 1"):
+            neuraxis.set_num_threads(0)
+    finally:
+        neuraxis.set_num_threads(before)
+    code = "import neuraxis; print(neuraxis.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="100000"), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) == cap
+
+
+def _fit_both(X, y):
+    """(MLPClassifier's probabilities, a Keras-front model's predictions) after a short fit."""
+    from neuraxis.layers import Dense, Input
+    from neuraxis.models import Sequential
+    from neuraxis.neural_network import MLPClassifier
+    from neuraxis.utils import set_random_seed
+    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=2, batch_size=512, random_state=0)
+    with pytest.warns(Warning):  # not converged in 2 iterations
+        clf.fit(X, y)
+    set_random_seed(0)
+    model = Sequential([Input((X.shape[1],)), Dense(64, activation="relu"),
+                        Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    model.fit(X, y, epochs=2, batch_size=512, verbose=0)
+    return clf.predict_proba(X), model.predict(X, verbose=0)
+
+
+def _child(queue, X, y):
+    import neuraxis
+    queue.put((neuraxis.get_num_threads(), *_fit_both(X, y)))
+
+
+def test_a_forked_child_trains_and_predicts_after_the_parent_used_threads():
+    import multiprocessing
+
+    import neuraxis
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 32))
+    y = (X[:, 0] > 0).astype(int)
+    before = neuraxis.get_num_threads()
+    neuraxis.set_num_threads(2)
+    try:
+        _fit_both(X, y)  # the parent's OpenMP pool now exists
+        neuraxis.set_num_threads(1)
+        want = _fit_both(X, y)  # what a single-threaded process computes
+        neuraxis.set_num_threads(2)
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_child, args=(queue, X, y))
+        child.start()
+        try:  # (read before join: a child's large result waits in the pipe until read)
+            threads, *got = queue.get(timeout=120)
+        finally:
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+    finally:
+        neuraxis.set_num_threads(before)
+    assert threads == 1
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
