@@ -128,3 +128,25 @@ def test_a_forked_child_trains_and_predicts_after_the_parent_used_threads():
     assert threads == 1
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def test_ops_boundary_refuses_complex_strings_0d_and_huge_and_copies_misaligned():
+    W = np.ones((3, 2))
+    with pytest.raises(TypeError, match="complex"):
+        ops.dense_forward(np.ones((2, 3)) * (1 + 1j), W, None)
+    for bad in (np.array([["1", "2", "3"]]), np.array([[b"1", b"2", b"3"]]),
+                np.array([[1, 2, 3]], dtype=object)):
+        with pytest.raises(TypeError, match="numeric"):
+            ops.dense_forward(bad, W, None)
+    with pytest.raises(ValueError, match="0-d"):
+        ops.activation_forward(np.float64(1.0), "relu")
+    # 2**31 and more along one axis (a broadcast view: nothing is allocated)
+    for shape, w in (((1, 2**32 + 1), (2**32 + 1, 1)), ((2**31, 1), (1, 1))):
+        x = np.broadcast_to(np.float32(1), shape)
+        with pytest.raises(ValueError, match="too large"):
+            ops.dense_forward(x, np.broadcast_to(np.float32(1), w), None)
+    # a misaligned float64 array gives the aligned copy's answer
+    x = np.frombuffer(bytearray(6 * 8 + 1), dtype=np.float64, count=6, offset=1).reshape(2, 3)
+    x[...] = np.arange(6.0).reshape(2, 3)
+    assert not x.flags.aligned
+    np.testing.assert_array_equal(ops.dense_forward(x, W, None), np.arange(6.0).reshape(2, 3) @ W)

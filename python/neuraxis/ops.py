@@ -23,8 +23,13 @@ LOSSES = TABLE["losses"]
 METRICS = TABLE["metrics"]
 
 
+_INT_MAX = 2**31 - 1
+
+
 def _prep(*arrays):
-    """C-contiguous arrays of one floating dtype (float32 stays float32)."""
+    """C-contiguous, aligned arrays of one floating dtype (float32 stays float32). Complex,
+    string, byte and object arrays are a TypeError (never parsed or truncated to reals), a
+    0-d value a ValueError; a misaligned or strided array is copied."""
     out = []
     dtype = None
     for a in arrays:
@@ -32,9 +37,21 @@ def _prep(*arrays):
             out.append(None)
             continue
         a = np.asarray(a)
+        if a.dtype.kind == "c":
+            raise TypeError(f"complex input is not supported (the imaginary part would be "
+                            f"lost), got an array of dtype {a.dtype}")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"expected a numeric array, got dtype {a.dtype}")
+        if a.ndim == 0:
+            raise ValueError(f"expected an array with at least one axis, got the 0-d value {a}")
+        # GEMM dimensions are 32-bit ints (checked before any copy: `a` may be a broadcast view)
+        lead = a.size // a.shape[-1] if a.shape[-1] else 0
+        if max(a.shape) > _INT_MAX or lead > _INT_MAX:
+            raise ValueError(f"array of shape {a.shape} is too large: each dimension and the "
+                             f"product of the leading ones must stay below 2**31")
         if dtype is None:
             dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-        out.append(np.ascontiguousarray(a, dtype=dtype))
+        out.append(np.require(a, dtype, ["C_CONTIGUOUS", "ALIGNED"]))
     return out
 
 
