@@ -19,6 +19,7 @@ import json
 
 import numpy as np
 
+from ._locks import serialized
 from . import callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
 from . import metrics as metrics_mod, optimizers as optimizers_mod, saving
 from ._keras import data, session, specs, trainer
@@ -299,6 +300,7 @@ class Sequential(Model):
     def metrics_names(self):
         return ["loss"] + list(self._metric_names)
 
+    @serialized
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -311,6 +313,7 @@ class Sequential(Model):
                            validation_data, shuffle, class_weight, sample_weight, initial_epoch,
                            validation_batch_size, validation_freq, callbacks_mod.CallbackList)
 
+    @serialized
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """Loss and metrics on (x, y): `[loss, *metrics]`, a scalar, or a dict."""
@@ -328,6 +331,7 @@ class Sequential(Model):
         values = self._running.values()
         return values[0] if len(values) == 1 else values
 
+    @serialized
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for `x` as a float32 NumPy array (no dropout)."""
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
@@ -335,6 +339,7 @@ class Sequential(Model):
         out = trainer.predict_arrays(self, X, bs, verbose)
         return out.reshape((len(X),) + specs.output_shape(self, X)[1:])
 
+    @serialized
     def predict_on_batch(self, x):
         """`predict` on one batch: no progress bar."""
         X = self._features(x)
@@ -351,6 +356,7 @@ class Sequential(Model):
         specs.check_inputs(self, x)
         return x.reshape(len(x), -1)
 
+    @serialized
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
         """One optimizer step on (x, y) as a single batch; returns the running metrics."""
@@ -364,6 +370,7 @@ class Sequential(Model):
         self._running.add(res)
         return self._results(return_dict)
 
+    @serialized
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch, accumulated like Keras's metric state."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")

@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from .._locks import serialized
 from ._engine import (HIDDEN_ACTIVATIONS, AdamOptimizer, SGDOptimizer, as_engine_array,
                       build_network, engine_params)
 
@@ -429,6 +430,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @serialized
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 

@@ -9,6 +9,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import validate_data
 
+from .._locks import serialized
 from ._base import BaseMultilayerPerceptron
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -76,6 +77,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
 
+    @serialized
     def predict(self, X):
         """Predict class labels (or a 0/1 indicator matrix for multilabel targets)."""
         self._check_fitted()
@@ -98,6 +100,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
+    @serialized
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch of the stochastic solver over (X, y); `classes` on the first call."""
         if _check_partial_fit_first_call(self, classes):
@@ -108,11 +111,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
+    @serialized
     def predict_log_proba(self, X):
         """Log of predict_proba."""
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
+    @serialized
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
         self._check_fitted()
@@ -168,6 +173,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             max_fun=max_fun,
         )
 
+    @serialized
     def predict(self, X):
         """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
         self._check_fitted()
@@ -192,6 +198,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     @available_if(lambda est: est._check_solver)
     @_fit_context(prefer_skip_nested_validation=True)
+    @serialized
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of the stochastic solver over (X, y)."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
