@@ -201,3 +201,32 @@ def test_two_threads_fitting_and_predicting_one_object_do_not_crash(front):
     assert errors == []
     assert shapes == {(7, 2) if front == "sklearn" else (7, 1)}
 
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("signs", ["mixed", "negative"])
+def test_negative_sample_weights_give_scikit_learns_loss_on_any_thread_count(solver, signs):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor as SkMLP
+
+    import neuraxis
+    from neuraxis.neural_network import MLPRegressor
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    y = X[:, 0] + 0.1 * rng.normal(size=300)
+    sw = rng.uniform(-1, 2, 300) if signs == "mixed" else -rng.uniform(0.5, 2, 300)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=15, random_state=0, solver=solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        want = SkMLP(**kw).fit(X, y, sample_weight=sw)
+        before = neuraxis.get_num_threads()
+        try:
+            for nt in (1, 2):
+                neuraxis.set_num_threads(nt)
+                got = MLPRegressor(**kw).fit(X, y, sample_weight=sw)
+                assert got.n_iter_ == want.n_iter_
+                np.testing.assert_allclose(got.loss_curve_ if solver != "lbfgs" else got.loss_,
+                                           want.loss_curve_ if solver != "lbfgs" else want.loss_,
+                                           rtol=1e-10)
+        finally:
+            neuraxis.set_num_threads(before)

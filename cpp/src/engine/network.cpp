@@ -420,7 +420,7 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
         lk = group_;
     } else {
         const double w = weight_sum(sw, mr);
-        wl = w > 0 ? loss_value(loss_, P, y, sw, mr, k) * w * loss_norm_ : 0.0;
+        wl = w != 0 ? loss_value(loss_, P, y, sw, mr, k) * w * loss_norm_ : 0.0;
         if (metrics)
             for (std::size_t j = 0; j < metrics->size(); ++j)
                 met[j] += metric_value((*metrics)[j], P, y, sw, mr);
@@ -498,7 +498,7 @@ double Network<T>::backprop(const std::vector<T*>& params, const std::vector<T*>
     }
     double loss = 0.0;
     for (int t = 0; t < nt; ++t) loss += part_loss[t];
-    loss *= reduction_ == Reduction::weights ? (sw_sum > 0 ? 1.0 / sw_sum : 0.0) : 1.0 / double(m);
+    loss *= reduction_ == Reduction::weights ? (sw_sum != 0 ? 1.0 / sw_sum : 0.0) : 1.0 / double(m);
     if (alpha != 0.0) loss += 0.5 * alpha * sumsq / sw_sum;
     return loss;
 }
@@ -642,7 +642,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
             tot.metric_weight += sw_sum;
         }
         double batch_loss = wl * (reduction_ == Reduction::weights
-                                      ? (sw_sum > 0 ? 1.0 / sw_sum : 0.0)
+                                      ? (sw_sum != 0 ? 1.0 / sw_sum : 0.0)
                                       : 1.0 / double(m));
         if (alpha != 0.0) batch_loss += 0.5 * alpha * sumsq / sw_sum;
         sumsq = new_sumsq;
@@ -691,7 +691,7 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d
             continue;
         }
         const double lsum = loss_value(loss_, P.data(), yb, swb, m, k) * w * loss_norm_;
-        const double bl = reduction_ == Reduction::weights ? (w > 0 ? lsum / w : 0.0)
+        const double bl = reduction_ == Reduction::weights ? (w != 0 ? lsum / w : 0.0)
                                                            : lsum / double(m);
         tot.loss_sum += bl * double(m);
         tot.metric_rows += double(m);

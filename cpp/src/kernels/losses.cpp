@@ -88,7 +88,7 @@ double loss_value(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k) {
         total += w * r;
         wsum += w;
     }
-    return wsum > 0 ? total / wsum : 0.0;
+    return wsum != 0 ? total / wsum : 0.0;  // weights of any sign (scikit-learn accepts them)
 }
 
 // dZ = c * (P - Y) * sw_i * scale  (c: 1, or 1/k / 2/k for Keras's means over outputs)
