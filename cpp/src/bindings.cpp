@@ -448,8 +448,10 @@ template <class T>
 double op_metric(const std::string& metric, Arr<T> P, Arr<T> Y, std::optional<Arr<T>> sw) {
     check_same(P, Y, "metric_sum");
     if (sw && sw->size() != P.shape(0)) throw py::value_error("metric_sum: sample_weight length");
-    return metric_sum(parse_metric(metric), P.data(), Y.data(), sw ? sw->data() : nullptr,
-                      P.shape(0), P.shape(1));
+    const MetricSpec spec = parse_metric_spec(metric);  // "top_k_categorical_accuracy?k=3"
+    if (spec.streaming()) throw py::value_error("metric_sum: '" + metric + "' is not per row");
+    return metric_sum(spec, P.data(), Y.data(), sw ? sw->data() : nullptr, P.shape(0),
+                      P.shape(1));
 }
 
 template <class T>
