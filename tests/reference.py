@@ -224,7 +224,7 @@ def numerical_grad(f, x, eps=1e-6):
 
 KERAS_EPS = 1e-7  # keras.backend.epsilon()
 KERAS_LOSSES = ("categorical_crossentropy", "binary_crossentropy", "mse", "mae")
-METRICS = ("categorical_accuracy", "binary_accuracy", "mse", "mae")
+METRICS = ("categorical_accuracy", "binary_accuracy", "mse", "mae", "top_k_categorical_accuracy")
 
 
 def keras_loss_per_row(loss, P, Y):
@@ -315,6 +315,9 @@ def metric_per_row(metric, P, Y):
         return np.mean((P - Y) ** 2, axis=1)
     if metric == "mae":
         return np.mean(np.abs(P - Y), axis=1)
+    if metric == "top_k_categorical_accuracy":  # k=5: fewer than 5 scores above the label's
+        label = P[np.arange(len(P)), np.argmax(Y, axis=1)]
+        return ((P > label[:, None]).sum(axis=1) < 5).astype(np.float64)
     raise ValueError(f"unknown metric {metric!r}")
 
 

@@ -76,9 +76,11 @@ bool python_interrupted() {
     return PyErr_CheckSignals() != 0;
 }
 
-std::vector<MetricSpec> parse_metrics(const std::vector<std::string>& names) {
+// `classes`: the output's last axis, which sizes the per-class streaming metrics.
+std::vector<MetricSpec> parse_metrics(const std::vector<std::string>& names, idx classes) {
     std::vector<MetricSpec> out;
     for (const auto& n : names) out.push_back(parse_metric_spec(n));
+    layout_metrics(out, classes);
     return out;
 }
 
@@ -215,7 +217,7 @@ struct PyNetwork {
                 if (p[i] < 0 || p[i] >= d.n)
                     throw py::value_error("perm holds an out-of-range row");
         }
-        auto mets = parse_metrics(metrics);
+        auto mets = parse_metrics(metrics, net->output_shape().back());
         BatchTotals tot;
         {
             py::gil_scoped_release release;
@@ -248,7 +250,7 @@ struct PyNetwork {
                       const py::object& lengths) {
         auto P = param_ptrs(*net, params, "params", false);
         auto d = data(X, Y, sw, lengths);
-        auto mets = parse_metrics(metrics);
+        auto mets = parse_metrics(metrics, net->output_shape().back());
         BatchTotals tot;
         {
             py::gil_scoped_release release;
@@ -446,8 +448,10 @@ template <class T>
 double op_metric(const std::string& metric, Arr<T> P, Arr<T> Y, std::optional<Arr<T>> sw) {
     check_same(P, Y, "metric_sum");
     if (sw && sw->size() != P.shape(0)) throw py::value_error("metric_sum: sample_weight length");
-    return metric_sum(parse_metric(metric), P.data(), Y.data(), sw ? sw->data() : nullptr,
-                      P.shape(0), P.shape(1));
+    const MetricSpec spec = parse_metric_spec(metric);  // "top_k_categorical_accuracy?k=3"
+    if (spec.streaming()) throw py::value_error("metric_sum: '" + metric + "' is not per row");
+    return metric_sum(spec, P.data(), Y.data(), sw ? sw->data() : nullptr, P.shape(0),
+                      P.shape(1));
 }
 
 template <class T>

@@ -293,7 +293,9 @@ class Sequential(Model):
         metrics = []
         for m, weighted in self._metrics_spec:
             name, cls = metrics_mod.resolve(m, y_shape, out_shape)
-            metrics.append((name, cls._engine, cls._direction, weighted))
+            # a streaming metric (counts in slots) comes with its object, which reduces them
+            metrics.append((name, cls._engine, cls._direction, weighted) +
+                           ((cls,) if hasattr(cls, "_from_sums") else ()))
         return loss, kind, metrics
 
     @property
@@ -322,7 +324,7 @@ class Sequential(Model):
         net, params = specs.network(self, plan.engine_loss, X)
         bar = Progbar(-(-len(X) // bs), verbose=verbose) if verbose else None
         self._running = trainer.evaluate_arrays(self, net, params, X, plan.Y, sw, bs, plan.names,
-                                                plan.engine_metrics, bar)
+                                                plan.engine_metrics, bar, plan.streams)
         return self._results(return_dict)
 
     def _results(self, return_dict):
@@ -364,7 +366,7 @@ class Sequential(Model):
         net, params = specs.network(self, plan.engine_loss, X)
         self.optimizer.build(params, trainable=net.param_trainable)
         if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names, plan.weighted)
+            self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
         res = trainer.train_chunk(self, net, params, X, plan.Y, sw, None, len(X), 0, 1,
                                   plan.engine_metrics, trainer.dropout_seed(self))
         self._running.add(res)
@@ -376,13 +378,14 @@ class Sequential(Model):
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")
         net, params = specs.network(self, plan.engine_loss, X)
         if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names, plan.weighted)
+            self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
         self._running.add(net.evaluate(params, X, plan.Y, sw, max(len(X), 1),
                                        plan.engine_metrics))
         return self._results(return_dict)
 
     def reset_metrics(self):
-        self._running = trainer.Running(self._running.names, self._running.weighted)
+        self._running = trainer.Running(self._running.names, self._running.weighted,
+                                        self._running.streams)
 
     # --- inspection and persistence -------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

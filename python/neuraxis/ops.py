@@ -20,7 +20,9 @@ from ._names import TABLE, check
 # The engine's own names (its name table): what the kernels here accept.
 ACTIVATIONS = TABLE["activations"]
 LOSSES = TABLE["losses"]
-METRICS = TABLE["metrics"]
+# per-row metrics (`metric_sum`); the streaming ones (counts in several slots) run in
+# fit/evaluate only
+METRICS = tuple(m for m in TABLE["metrics"] if m not in ("confusion", "fbeta"))
 
 
 _INT_MAX = 2**31 - 1

@@ -181,18 +181,47 @@ void loss_grad_output(Loss l, const T* P, const T* Y, const T* sw, idx n, idx k,
                       T* dP);
 
 // ---- metrics (losses.cpp) --------------------------------------------------
-enum class Metric { categorical_accuracy, binary_accuracy, mse, mae };
+enum class Metric {
+    categorical_accuracy, binary_accuracy, mse, mae,
+    top_k_categorical_accuracy,  // per row: #(p_j > p_label) < k (Keras's in_top_k)
+    confusion,                   // streaming: weighted label counts by #thresholds below p
+    fbeta,                       // streaming: per class tp, fp, fn, sum of weighted labels
+};
 Metric parse_metric(const std::string& name);
 // A metric as a training loop tracks it: sample-weighted (Keras's
-// weighted_metrics) or not (Keras's metrics). Parsed from "name" or "weighted:name".
+// weighted_metrics) or not (Keras's metrics). Parsed from "name" or "weighted:name",
+// with parameters after '?' ("confusion?thresholds=0.25,0.5&top_k=2", metrics_extra.cpp).
+// A per-row metric owns one slot of BatchTotals::metric_sums; a streaming one several,
+// from `offset` on (Python computes its value from the summed slots).
 struct MetricSpec {
     Metric metric;
     bool weighted = false;
+    idx k = 5;                       // top_k_categorical_accuracy
+    std::vector<double> thresholds;  // confusion: ascending; fbeta: one, or none (arg-max)
+    idx top_k = 0, class_id = -1;    // confusion: keep a row's top_k only / one output only
+    bool clip = false;               // confusion: predictions clipped to [0, 1] first (AUC)
+    std::size_t offset = 0, slots = 1;
+    bool streaming() const { return metric == Metric::confusion || metric == Metric::fbeta; }
 };
 MetricSpec parse_metric_spec(const std::string& name);
+void parse_metric_params(MetricSpec& m, const std::string& params);
+// Lays the metrics out in metric_sums for outputs of `classes` per position; returns
+// the slots in all.
+std::size_t layout_metrics(std::vector<MetricSpec>& metrics, idx classes);
+std::size_t metric_slots(const std::vector<MetricSpec>& metrics);
 // sum_i w_i * metric_i over n rows (w_i = 1 when sw is null).
 template <class T>
 double metric_sum(Metric m, const T* P, const T* Y, const T* sw, idx n, idx k);
+// The same for a spec: its parameters (top-k's k) included; per-row metrics only.
+template <class T>
+double metric_sum(const MetricSpec& m, const T* P, const T* Y, const T* sw, idx n, idx k);
+// A streaming metric's counts of n rows of `positions` x k outputs (the last axis k),
+// weights sw_i (null: 1) for all positions of row i, added to
+// out[0, m.slots). confusion: [pos(T+1), neg(T+1)], where bucket c holds the elements with
+// exactly c thresholds below p; fbeta: [tp(k), fp(k), fn(k), weighted labels(k)].
+template <class T>
+void stream_add(const MetricSpec& m, const T* P, const T* Y, const T* sw, idx n, idx k,
+                idx positions, double* out);
 
 // ---- optimizers (optimizers.cpp) -------------------------------------------
 // scikit-learn's formulas, evaluated in T like NumPy does. The gradient used

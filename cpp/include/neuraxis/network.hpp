@@ -174,6 +174,8 @@ class Network {
     double masked_loss_sum(const T* P, const T* Y, const T* pw, idx n) const;
     void masked_metrics(const std::vector<MetricSpec>& metrics, const T* P, const T* Y,
                         const T* pm, const T* pw, idx n, double* met) const;
+    void add_metrics(const std::vector<MetricSpec>& metrics, const T* P, const T* Y,
+                     const T* sw, idx n, bool masked, double* met) const;
     bool loss_mask_ = false;
     std::vector<T> pmbuf_, pwbuf_;                // training: the batch's pm and pw
     std::vector<std::pair<double, double>> vcount_;  // per thread: its rows' sums of pm, pw

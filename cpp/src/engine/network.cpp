@@ -123,13 +123,14 @@ double Network<T>::metric_value(const MetricSpec& m, const T* P, const T* Y, con
                                 idx n) const {
     const idx k = n_out(), positions = k / group_;
     const T* w = m.weighted ? sw : nullptr;
-    if (m.metric != Metric::categorical_accuracy || positions == 1)
-        return metric_sum(m.metric, P, Y, w, n, k);
-    if (!w) return metric_sum(m.metric, P, Y, static_cast<const T*>(nullptr), n * positions,
+    if ((m.metric != Metric::categorical_accuracy &&
+         m.metric != Metric::top_k_categorical_accuracy) || positions == 1)
+        return metric_sum(m, P, Y, w, n, k);
+    if (!w) return metric_sum(m, P, Y, static_cast<const T*>(nullptr), n * positions,
                               group_) / double(positions);
     double s = 0.0;
     for (idx i = 0; i < n; ++i)
-        s += double(w[i]) * metric_sum(m.metric, P + i * k, Y + i * k,
+        s += double(w[i]) * metric_sum(m, P + i * k, Y + i * k,
                                        static_cast<const T*>(nullptr), positions, group_);
     return s / double(positions);
 }
@@ -172,10 +173,24 @@ double Network<T>::masked_loss_sum(const T* P, const T* Y, const T* pw, idx n) c
 template <class T>
 void Network<T>::masked_metrics(const std::vector<MetricSpec>& metrics, const T* P, const T* Y,
                                 const T* pm, const T* pw, idx n, double* met) const {
-    for (std::size_t j = 0; j < metrics.size(); ++j)
-        met[j] += metric_sum(metrics[j].metric, P, Y, metrics[j].weighted ? pw : pm,
-                             n * mask_T_, group_) /
-                  double(mask_T_);
+    for (const MetricSpec& m : metrics)
+        if (!m.streaming())
+            met[m.offset] += metric_sum(m, P, Y, m.weighted ? pw : pm, n * mask_T_, group_) /
+                             double(mask_T_);
+}
+
+// Every metric's sums over n rows into met: a per-row metric's one slot, or a streaming
+// one's counts (which see every position: Keras's confusion metrics ignore the mask).
+template <class T>
+void Network<T>::add_metrics(const std::vector<MetricSpec>& metrics, const T* P, const T* Y,
+                             const T* sw, idx n, bool masked, double* met) const {
+    for (const MetricSpec& m : metrics) {
+        if (m.streaming())
+            stream_add(m, P, Y, m.weighted ? sw : static_cast<const T*>(nullptr), n, group_,
+                       n_out() / group_, met + m.offset);
+        else if (!masked)
+            met[m.offset] += metric_value(m, P, Y, sw, n);
+    }
 }
 
 // The threading rule's input: rows of `passes` x the forward cost each
@@ -415,15 +430,14 @@ double Network<T>::rows_pass(int t, const std::vector<T*>& params, const Data<T>
         lscale = valid > 0 ? 1.0 / valid : 0.0;
         wl = masked_loss_sum(P, y, pw, mr) * lscale * double(b.n);
         if (metrics) masked_metrics(*metrics, P, y, pm, pw, mr, met);
+        if (metrics) add_metrics(*metrics, P, y, sw, mr, true, met);
         lw = pw;
         ln = mr * mask_T_;
         lk = group_;
     } else {
         const double w = weight_sum(sw, mr);
         wl = w != 0 ? loss_value(loss_, P, y, sw, mr, k) * w * loss_norm_ : 0.0;
-        if (metrics)
-            for (std::size_t j = 0; j < metrics->size(); ++j)
-                met[j] += metric_value((*metrics)[j], P, y, sw, mr);
+        if (metrics) add_metrics(*metrics, P, y, sw, mr, false, met);
     }
     if (lowest_trained_ >= L) return wl;  // nothing to train
 
@@ -520,7 +534,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     if (rms && opt.momentum != 0.0 && state.v.empty())
         throw ValueError("RMSprop with momentum needs a momentum buffer per parameter (v)");
     BatchTotals tot;
-    const std::size_t nmet = metrics.size();
+    const std::size_t nmet = metric_slots(metrics);
     tot.metric_sums.assign(nmet, 0.0);
     const idx n = d.n;
     if (n == 0) return tot;
@@ -662,7 +676,7 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d
                                  const std::vector<MetricSpec>& metrics) const {
     if (params.size() != psize_.size()) throw ValueError("wrong number of parameter arrays");
     BatchTotals tot;
-    tot.metric_sums.assign(metrics.size(), 0.0);
+    tot.metric_sums.assign(metric_slots(metrics), 0.0);
     const idx n = d.n;
     if (n == 0) return tot;
     batch = std::max<idx>(1, std::min(batch, n));
@@ -686,6 +700,7 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d
             tot.loss_sum += valid > 0 ? masked_loss_sum(P.data(), yb, pwb, m) / valid * double(m)
                                       : 0.0;
             masked_metrics(metrics, P.data(), yb, pm.data(), pwb, m, tot.metric_sums.data());
+            add_metrics(metrics, P.data(), yb, swb, m, true, tot.metric_sums.data());
             tot.metric_rows += valid / double(mask_T_);
             tot.metric_weight += wvalid / double(mask_T_);
             continue;
@@ -696,8 +711,7 @@ BatchTotals Network<T>::evaluate(const std::vector<T*>& params, const Data<T>& d
         tot.loss_sum += bl * double(m);
         tot.metric_rows += double(m);
         tot.metric_weight += w;
-        for (std::size_t j = 0; j < metrics.size(); ++j)
-            tot.metric_sums[j] += metric_value(metrics[j], P.data(), yb, swb, m);
+        add_metrics(metrics, P.data(), yb, swb, m, false, tot.metric_sums.data());
     }
     return tot;
 }

@@ -171,6 +171,7 @@ double metric_sum(Metric m, const T* P, const T* Y, const T* sw, idx n, idx k) {
                 for (idx j = 0; j < k; ++j) r += std::abs(double(p[j]) - y[j]);
                 r /= double(k);
                 break;
+            default: break;  // parameterized and streaming metrics: metrics_extra.cpp
         }
         total += (sw ? double(sw[i]) : 1.0) * r;
     }

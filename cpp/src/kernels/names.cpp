@@ -32,7 +32,10 @@ const std::pair<const char*, Metric> kMetrics[] = {
     {"categorical_accuracy", Metric::categorical_accuracy},
     {"binary_accuracy", Metric::binary_accuracy},
     {"mse", Metric::mse},
-    {"mae", Metric::mae}};
+    {"mae", Metric::mae},
+    {"top_k_categorical_accuracy", Metric::top_k_categorical_accuracy},
+    {"confusion", Metric::confusion},
+    {"fbeta", Metric::fbeta}};
 
 const char* const kOptimizers[] = {"sgd", "adam", "rmsprop"};
 const char* const kLayers[] = {"dense",   "activation", "dropout",   "flatten",
@@ -97,11 +100,14 @@ Metric parse_metric(const std::string& name) {
     return lookup(kMetrics, name, "metric", firsts(kMetrics));
 }
 
-MetricSpec parse_metric_spec(const std::string& name) {
+MetricSpec parse_metric_spec(const std::string& spec) {
     const std::string prefix = "weighted:";
-    if (name.compare(0, prefix.size(), prefix) == 0)
-        return MetricSpec{parse_metric(name.substr(prefix.size())), true};
-    return MetricSpec{parse_metric(name), false};
+    const bool weighted = spec.compare(0, prefix.size(), prefix) == 0;
+    const std::string name = weighted ? spec.substr(prefix.size()) : spec;
+    const auto q = name.find('?');
+    MetricSpec m{parse_metric(name.substr(0, q)), weighted};
+    if (q != std::string::npos) parse_metric_params(m, name.substr(q + 1));
+    return m;
 }
 
 void check_optimizer(const std::string& name) {

@@ -38,14 +38,18 @@ class Plan:
                             else loss._engine)
         self.Y = data.targets(raw, loss, kind, out_shape, n)
         self.names, self.engine_metrics, self.weighted = [], [], []
+        # per metric: None (one slot) or (metric object, its slots) for a streaming metric,
+        # whose value the object computes from its summed slots
+        self.streams = []
         onehot = kind == "sparse"
-        for name, eng, direction, weighted in metrics:
-            if eng == "sparse_categorical_accuracy":
+        for name, eng, direction, weighted, *stream in metrics:
+            if eng.startswith("sparse_"):
                 if not onehot:
-                    raise ValueError(f"Metric '{name}' resolved to sparse categorical accuracy "
-                                     "(integer labels), which needs "
-                                     "loss='sparse_categorical_crossentropy'")
-                eng = "categorical_accuracy"  # the engine sees the one-hot targets
+                    raise ValueError(f"Metric '{name}' is for integer labels ({eng}), which "
+                                     "needs loss='sparse_categorical_crossentropy'")
+                eng = eng[len("sparse_"):]  # the engine sees the one-hot targets
+            stream = stream[0] if stream else None
+            self.streams.append(None if stream is None else (stream, stream._slots(out_shape)))
             if weighted and name in self.names:  # Keras: a weighted twin of a plain metric
                 name = "weighted_" + name
             while name in self.names or name == "loss":
@@ -67,11 +71,12 @@ class Running:
     """Sums returned by the engine; loss = loss_sum / rows, metric = metric_sum / weight_sum
     (weighted metrics) or metric_sum / rows (plain metrics, as Keras 3 keeps them)."""
 
-    def __init__(self, names=(), weighted=None):
+    def __init__(self, names=(), weighted=None, streams=None):
         self.names = list(names)
         self.weighted = list(weighted) if weighted is not None else [False] * len(self.names)
+        self.streams = list(streams) if streams is not None else [None] * len(self.names)
         self.loss_sum, self.rows, self.metric_rows, self.metric_weight = 0.0, 0, 0.0, 0.0
-        self.metric_sums = [0.0] * len(self.names)
+        self.metric_sums = [0.0] * sum(1 if s is None else s[1] for s in self.streams)
 
     def add(self, res):
         self.loss_sum += res["loss_sum"]
@@ -83,10 +88,17 @@ class Running:
 
     def logs(self):
         out = {"loss": self.loss_sum / self.rows if self.rows else 0.0}
-        for name, s, w in zip(self.names, self.metric_sums, self.weighted):
+        at = 0
+        for name, w, stream in zip(self.names, self.weighted, self.streams):
+            if stream is not None:  # counts -> the metric's value (a vector for some)
+                value = stream[0]._from_sums(self.metric_sums[at:at + stream[1]])
+                out[name] = value if np.ndim(value) else float(value)
+                at += stream[1]
+                continue
             den = self.metric_weight if w else self.metric_rows
-            out[name] = s / den if den else 0.0
-        return {k: float(out[k]) for k in sorted(out)}
+            out[name] = self.metric_sums[at] / den if den else 0.0
+            at += 1
+        return {k: out[k] if np.ndim(out[k]) else float(out[k]) for k in sorted(out)}
 
     def values(self):
         """Keras's `_flatten_metrics_in_order`: the metric objects' names in order, then the
@@ -184,10 +196,12 @@ def dropout_seed(model):
     return int(model._dropout_rng.integers(0, 2**63 - 1))
 
 
-def evaluate_arrays(model, net, params, X, Y, sw, bs, metric_names, engine_metrics, bar=None):
+def evaluate_arrays(model, net, params, X, Y, sw, bs, metric_names, engine_metrics, bar=None,
+                    streams=None):
     """Loss and metrics over all rows (no dropout, no update) in one engine call, so the
     numbers never depend on `verbose`; the bar is drawn when done."""
-    running = Running(metric_names, [e.startswith("weighted:") for e in engine_metrics])
+    running = Running(metric_names, [e.startswith("weighted:") for e in engine_metrics],
+                      streams)
     running.add(net.evaluate(params, X, Y, sw, bs, engine_metrics))
     if bar is not None:
         bar.update(bar.target, list(running.logs().items()), finalize=True)
@@ -286,7 +300,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     try:
         for epoch in range(initial_epoch, epochs):
             state.update(epoch=epoch, done=0)
-            running = Running(plan.names, plan.weighted)
+            running = Running(plan.names, plan.weighted, plan.streams)
             model._running = running
             cbs.on_epoch_begin(epoch)
             run_epoch(model, net, params, X, plan, sw, bs, shuffle, cbs, every_batch,
@@ -298,7 +312,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 # a variable-length model may see validation rows of another length
                 vnet, _ = network(model, vplan.engine_loss, Xv)
                 vr = evaluate_arrays(model, vnet, params, Xv, vplan.Y, swv, vbs, vplan.names,
-                                     vplan.engine_metrics)
+                                     vplan.engine_metrics, streams=vplan.streams)
                 logs.update({"val_" + k: v for k, v in vr.logs().items()})
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
