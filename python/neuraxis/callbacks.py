@@ -237,7 +237,8 @@ class ModelCheckpoint(Callback):
     """Save the model (or its weights) every epoch, or only when `monitor` improves.
 
     `filepath` may hold `{epoch:02d}` and log keys such as `{val_loss:.2f}`; it must end in
-    `.neuraxis` or `.keras` (`.weights.npz` with `save_weights_only=True`).
+    `.keras` (Keras 3's format) or `.neuraxis` (`.weights.h5` or `.weights.npz` with
+    `save_weights_only=True`).
 
     Example
     -------
@@ -259,9 +260,10 @@ class ModelCheckpoint(Callback):
                              "'epoch' or integer values")
         self._chunk_ok = save_freq == "epoch"
         if save_weights_only:
-            if not self.filepath.endswith(".weights.npz"):
+            if not self.filepath.endswith((".weights.h5", ".weights.npz")):
                 raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the "
-                                 "filepath provided must end in `.weights.npz`. Received: "
+                                 "filepath provided must end in `.weights.h5` (Keras weights "
+                                 "format) or `.weights.npz`. Received: "
                                  f"filepath={self.filepath}")
         elif not self.filepath.endswith((".neuraxis", ".keras")):
             raise ValueError("The filepath provided must end in `.neuraxis` or `.keras`. "

@@ -423,11 +423,12 @@ class Sequential(Model):
                            "config": self.get_config(), "registered_name": None}, **kwargs)
 
     def save(self, filepath, overwrite=True, zipped=None):
-        """Write the model (config, weights, compile and optimizer state) to one zip file."""
+        """Write the model (config, weights, compile and optimizer state): `.keras` is Keras 3's
+        format, `.neuraxis` neuraxis's own zip."""
         save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
-        """Write the weights to a `.weights.npz` file."""
+        """Write the weights to a `.weights.h5` (Keras's layout) or `.weights.npz` file."""
         saving.save_weights(self, filepath, overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):

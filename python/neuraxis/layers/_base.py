@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .._keras import session, specs
+from .._keras import alloc, session, specs
 from .._keras.utils import (check_weight_list, normalize_shape,  # noqa: F401  (re-exported)
                             to_snake_case, user_stacklevel)
 
@@ -85,6 +85,7 @@ class Layer:
 
     def add_weight(self, shape, initializer, name):
         """Create and register a float32 weight (what `get_weights` returns, in this order)."""
+        alloc.charge(shape)  # a file being loaded may not make us allocate more than it holds
         arr = np.ascontiguousarray(initializer(tuple(shape)), dtype=np.float32)
         if arr.shape != tuple(shape):
             raise ValueError(f"initializer returned shape {arr.shape}, expected {tuple(shape)}")
