@@ -5,8 +5,9 @@ import warnings
 
 import pytest
 
-import neuraxis.layers  # noqa: F401  (imported outside output capture: an editable
-import neuraxis.models  # noqa: F401   install may rebuild on first import)
+import neuraxis  # noqa: F401  (imported outside output capture: an editable
+import neuraxis.layers  # noqa: F401   install may rebuild on first import)
+import neuraxis.models  # noqa: F401
 import neuraxis.neural_network  # noqa: F401
 import neuraxis.utils  # noqa: F401
 
@@ -22,8 +23,8 @@ def test_readme_has_examples():
 def test_readme_example_runs(i, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = BLOCKS[i].replace("epochs=30)", "epochs=30, verbose=0)")
-    # The Keras example keeps the deprecated spellings users copy from older tutorials
-    # (input_dim=, LeakyReLU(alpha=)); they must keep working and warn as Keras does.
+    # Deprecated spellings users copy from older tutorials (input_dim=, input_shape=,
+    # LeakyReLU(alpha=)) must keep working and warn as Keras does, wherever an example has them.
     expected = [w for w in ("input_dim=", "input_shape=", "alpha=") if w in code]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
