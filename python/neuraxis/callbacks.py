@@ -100,19 +100,27 @@ class ProgbarLogger(Callback):
     def __init__(self):
         super().__init__()
         self.bar = None
+        self.target = self.seen = None
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.target = params.get("steps")  # None: a stream of unknown length
 
     def on_epoch_begin(self, epoch, logs=None):
         verbose, epochs = verbosity(self.params.get("verbose", 1)), self.params.get("epochs", 1)
         if verbose and epochs > 1:
             print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-        self.bar = Progbar(self.params.get("steps") or 1, verbose=verbose)
+        self.bar, self.seen = Progbar(self.target, verbose=verbose), 0
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is not None:
+            self.seen = batch + 1
             self.bar.update(batch + 1, list((logs or {}).items()), finalize=False)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.bar is not None:
+            if self.target is None:  # Keras: the first epoch's length becomes the target
+                self.target = self.bar.target = self.seen
             self.bar.update(self.bar.target, list((logs or {}).items()), finalize=True)
             self.bar = None
 
