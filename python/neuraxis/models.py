@@ -295,9 +295,9 @@ class Sequential:
         `x` may be arrays (with `y`), or a generator / PyDataset of `(x, y)` or
         `(x, y, sample_weight)` batches (see `_keras.streams`)."""
         if streams.is_stream(x):
-            return streams.fit(self, x, batch_size, epochs, verbose, callbacks,
-                               validation_split, validation_data, shuffle, class_weight,
-                               initial_epoch, steps_per_epoch, validation_steps,
+            return streams.fit(self, x, y, sample_weight, batch_size, epochs, verbose,
+                               callbacks, validation_split, validation_data, shuffle,
+                               class_weight, initial_epoch, steps_per_epoch, validation_steps,
                                validation_batch_size, validation_freq, callbacks_mod.CallbackList)
         if steps_per_epoch is not None or validation_steps is not None or (
                 validation_data is not None and streams.is_stream(

@@ -410,7 +410,7 @@ def close_bars(cbs):
             bar.close_line()
 
 
-def fit(model, x, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+def fit(model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
         shuffle, class_weight, initial_epoch, steps_per_epoch, validation_steps,
         validation_batch_size, validation_freq, callback_list):
     """`Sequential.fit` on a generator or PyDataset `x` (see trainer.fit for the arrays)."""
@@ -425,7 +425,7 @@ def fit(model, x, batch_size, epochs, verbose, callbacks, validation_split, vali
         if value is not None and (isinstance(value, bool) or not isinstance(
                 value, (int, np.integer)) or value <= 0):
             raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    it = EpochIterator(adapter(x, class_weight=class_weight, shuffle=shuffle), steps_per_epoch)
+    it = EpochIterator(adapter(x, y, sample_weight, class_weight, shuffle), steps_per_epoch)
     val = val_it = val_arrays = None
     if validation_data is not None:
         val = unpack(validation_data)
