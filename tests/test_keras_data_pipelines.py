@@ -450,3 +450,23 @@ def test_checkpoint_messages_in_process(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert os.path.exists(path)
+
+
+def test_steps_with_arrays_and_a_generator_to_validate_arrays_are_refused():
+    X, Y = xy()
+    m = model()
+    for call in (lambda: m.evaluate(X, Y, steps=2, verbose=0),
+                 lambda: m.predict(X, steps=2, verbose=0),
+                 lambda: m.fit(X, Y, steps_per_epoch=2, verbose=0),
+                 lambda: m.fit(X, Y, validation_data=batches(X, Y), verbose=0)):
+        with pytest.raises(NotImplementedError):
+            call()
+
+
+def test_a_stream_of_unknown_length_shows_unknown_then_its_length():
+    import io
+    from neuraxis._keras.progbar import Progbar
+    out = io.StringIO()  # not a tty: plain lines
+    bar = Progbar(None, stream=out, static_interval=0.0)
+    bar.update(3, [("loss", 0.5)], finalize=False)
+    assert re.fullmatch(r"      3/Unknown 0s \d+us/step - loss: 0\.5000\n", out.getvalue())

@@ -319,6 +319,9 @@ class Sequential:
             bar = Progbar(it.num_batches, verbose=verbose) if verbose else None
             self._running = streams.evaluate(self, it, bar)
             return self._results(return_dict)
+        if steps is not None:
+            raise NotImplementedError("`steps` is supported for generators and PyDataset; "
+                                      "with arrays, slice them instead")
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="evaluate")
         net, params = specs.network(self, plan.engine_loss, X)
         bar = Progbar(-(-len(X) // bs), verbose=verbose) if verbose else None
@@ -337,6 +340,9 @@ class Sequential:
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
         if streams.is_stream(x):
             return streams.predict(self, x, steps, verbose)
+        if steps is not None:
+            raise NotImplementedError("`steps` is supported for generators and PyDataset; "
+                                      "with arrays, slice them instead")
         X = self._features(x)
         out = trainer.predict_arrays(self, X, bs, verbose)
         return out.reshape((len(X),) + specs.output_shape(self, X)[1:])
