@@ -410,8 +410,8 @@ def close_bars(cbs):
             bar.close_line()
 
 
-def fit(model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-        shuffle, class_weight, initial_epoch, steps_per_epoch, validation_steps,
+def fit(model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_split,
+        validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch, validation_steps,
         validation_batch_size, validation_freq, callback_list):
     """`Sequential.fit` on a generator or PyDataset `x` (see trainer.fit for the arrays)."""
     given_verbose, verbose = verbose, data.verbosity(verbose)
