@@ -100,19 +100,27 @@ class ProgbarLogger(Callback):
     def __init__(self):
         super().__init__()
         self.bar = None
+        self.target = self.seen = None
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.target = params.get("steps")  # None: a stream of unknown length
 
     def on_epoch_begin(self, epoch, logs=None):
         verbose, epochs = verbosity(self.params.get("verbose", 1)), self.params.get("epochs", 1)
         if verbose and epochs > 1:
             print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-        self.bar = Progbar(self.params.get("steps") or 1, verbose=verbose)
+        self.bar, self.seen = Progbar(self.target, verbose=verbose), 0
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is not None:
+            self.seen = batch + 1
             self.bar.update(batch + 1, list((logs or {}).items()), finalize=False)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.bar is not None:
+            if self.target is None:  # Keras: the first epoch's length becomes the target
+                self.target = self.bar.target = self.seen
             self.bar.update(self.bar.target, list((logs or {}).items()), finalize=True)
             self.bar = None
 
@@ -272,12 +280,11 @@ class ModelCheckpoint(Callback):
             warnings.warn(f"ModelCheckpoint mode '{mode}' is unknown, fallback to auto mode.",
                           stacklevel=user_stacklevel())
             mode = "auto"
+        # Keras 3: no best yet (None, printed as "None") until the first monitored value
         if mode == "min" or (mode == "auto" and "acc" not in monitor):
             self.monitor_op = np.less
-            self.best = np.inf if self.best is None else self.best
         else:
             self.monitor_op = np.greater
-            self.best = -np.inf if self.best is None else self.best
         self._epoch = 0
         self._batches_seen = 0
 
@@ -310,25 +317,27 @@ class ModelCheckpoint(Callback):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         if self.save_best_only:
             current = logs.get(self.monitor)
-            if current is None:
-                warnings.warn(f"Can save best model only with {self.monitor} available, "
-                              "skipping.", stacklevel=user_stacklevel())
-                return
-            if not self.monitor_op(current, self.best):
+            best_str = "None" if self.best is None else f"{self.best:.5f}"
+            if current is None:  # Keras then saves anyway
+                warnings.warn(f"Can save best model only with {self.monitor} available.",
+                              stacklevel=user_stacklevel())
+            elif self.best is not None and not self.monitor_op(current, self.best):
                 if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
-                          f"{self.best:.5f}")
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
                 return
-            if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
-                      f"{current:.5f}, saving model to {path}")
-            self.best = current
+            else:
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to "
+                          f"{current:.5f}, saving model to {path}")
+                self.best = current
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
             self.model.save_weights(path, overwrite=True)
         else:
             self.model.save(path, overwrite=True)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: finished saving model to {path}")
 
 
 class ReduceLROnPlateau(Callback):

@@ -22,7 +22,7 @@ import numpy as np
 from ._locks import serialized
 from . import callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
 from . import metrics as metrics_mod, optimizers as optimizers_mod, saving
-from ._keras import data, session, specs, trainer
+from ._keras import data, session, specs, streams, trainer
 from ._keras.progbar import Progbar
 from ._keras.summary import print_summary
 from ._keras.utils import (check_input_shape, check_weight_list, normalize_shape,
@@ -307,10 +307,21 @@ class Sequential(Model):
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        """Train for `epochs` epochs; returns a `History` (`.history` dict of lists)."""
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise NotImplementedError("steps_per_epoch / validation_steps are for generators, "
-                                      "which are not supported; pass arrays")
+        """Train for `epochs` epochs; returns a `History` (`.history` dict of lists).
+
+        `x` may be arrays (with `y`), or a generator / PyDataset of `(x, y)` or
+        `(x, y, sample_weight)` batches (see `_keras.streams`)."""
+        if streams.is_stream(x):
+            return streams.fit(self, x, y, sample_weight, batch_size, epochs, verbose,
+                               callbacks, validation_split, validation_data, shuffle,
+                               class_weight, initial_epoch, steps_per_epoch, validation_steps,
+                               validation_batch_size, validation_freq, callbacks_mod.CallbackList)
+        if steps_per_epoch is not None or validation_steps is not None or (
+                validation_data is not None and streams.is_stream(
+                    streams.unpack(validation_data)[0])):
+            raise NotImplementedError("steps_per_epoch, validation_steps and a generator as "
+                                      "validation_data are supported when x is a generator or "
+                                      "PyDataset; with arrays pass arrays")
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
                            validation_data, shuffle, class_weight, sample_weight, initial_epoch,
                            validation_batch_size, validation_freq, callbacks_mod.CallbackList)
@@ -320,6 +331,15 @@ class Sequential(Model):
                  steps=None, callbacks=None, return_dict=False):
         """Loss and metrics on (x, y): `[loss, *metrics]`, a scalar, or a dict."""
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
+        if streams.is_stream(x):
+            self._assert_compiled("evaluate")
+            it = streams.EpochIterator(streams.adapter(x, y, sample_weight), steps)
+            bar = Progbar(it.num_batches, verbose=verbose) if verbose else None
+            self._running = streams.evaluate(self, it, bar)
+            return self._results(return_dict)
+        if steps is not None:
+            raise NotImplementedError("`steps` is supported for generators and PyDataset; "
+                                      "with arrays, slice them instead")
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="evaluate")
         net, params = specs.network(self, plan.engine_loss, X)
         bar = Progbar(-(-len(X) // bs), verbose=verbose) if verbose else None
@@ -337,6 +357,11 @@ class Sequential(Model):
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for `x` as a float32 NumPy array (no dropout)."""
         verbose, bs = data.verbosity(verbose), data.batch_size(batch_size)
+        if streams.is_stream(x):
+            return streams.predict(self, x, steps, verbose)
+        if steps is not None:
+            raise NotImplementedError("`steps` is supported for generators and PyDataset; "
+                                      "with arrays, slice them instead")
         X = self._features(x)
         out = trainer.predict_arrays(self, X, bs, verbose)
         return out.reshape((len(X),) + specs.output_shape(self, X)[1:])

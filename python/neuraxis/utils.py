@@ -11,8 +11,12 @@ import numpy as np
 
 from ._keras.sequences import pad_sequences
 from ._keras.session import clear_session, set_random_seed
+from ._keras.streams import PyDataset
 
-__all__ = ["clear_session", "pad_sequences", "set_random_seed", "to_categorical"]
+Sequence = PyDataset  # Keras 3 keeps the old name as an alias
+
+__all__ = ["PyDataset", "Sequence", "clear_session", "pad_sequences", "set_random_seed",
+           "to_categorical"]
 
 
 def to_categorical(x, num_classes=None):

@@ -9,8 +9,14 @@ def as_array(x, what="x"):
     """A numeric NumPy array (lists, tuples and array-likes accepted; strings/objects not)."""
     if x is None:
         raise ValueError(f"`{what}` is required, got None")
-    if isinstance(x, (dict, str, bytes)):
-        raise ValueError(f"`{what}` must be an array of numbers, got {type(x).__name__}")
+    if isinstance(x, dict):
+        raise ValueError(f"`{what}` must be an array of numbers; a Sequential model takes one "
+                         f"input, not a dict (got keys {list(x)[:10]})")
+    if isinstance(x, (str, bytes)) or not array_like(x):
+        # np.asarray would walk an object's __len__/__getitem__ (possibly forever)
+        raise ValueError(f"Unrecognized data type: `{what}` must be a NumPy array, an object "
+                         "with __array__, a list of numbers, or (for x) a generator or "
+                         f"PyDataset of batches; got {type(x).__name__}")
     try:
         a = np.asarray(x)
     except (ValueError, TypeError) as e:
@@ -18,6 +24,17 @@ def as_array(x, what="x"):
     if a.dtype.kind not in "biuf":
         raise ValueError(f"`{what}` must contain numbers, got an array of dtype {a.dtype}")
     return a
+
+
+def array_like(x):
+    """NumPy arrays, numbers, nested lists/tuples, and objects NumPy reads without iterating
+    them (__array__, the array interfaces, the buffer protocol: torch, pandas, memoryview)."""
+    if isinstance(x, (np.ndarray, np.generic, int, float, bool, memoryview)):
+        return True
+    if isinstance(x, (list, tuple)):
+        return all(not isinstance(v, (dict, str, bytes)) and array_like(v) for v in x[:1])
+    return any(hasattr(x, a) for a in ("__array__", "__array_interface__",
+                                       "__array_struct__", "__cuda_array_interface__"))
 
 
 def as_features(x, input_shape, model_name):

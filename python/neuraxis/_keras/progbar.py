@@ -3,13 +3,19 @@
 Terminal and Jupyter: one line redrawn in place with a carriage return (Jupyter
 renders `\\r` and ANSI colours too), throttled to one redraw per `interval`.
 Anything else (a file, a pipe): no control characters at all; the final line
-of each epoch, plus a plain progress line every `static_interval` seconds so a
-long epoch still shows signs of life in a log.
+of each epoch, plus a plain progress line at most every `static_interval`
+seconds (STATIC_INTERVAL, 5 s) so a long epoch still shows signs of life in a
+log. Each line is Keras's line less its colour codes. (Keras's own Progbar
+treats every POSIX stream as a terminal and writes `\b...\r` redraws every
+0.05 s into a file; elsewhere it writes a new line every 0.05 s.) A target of
+None (a stream of unknown length) shows `      7/Unknown` and the elapsed time,
+as Keras.
 """
 import math
 import sys
 import time
 
+STATIC_INTERVAL = 5.0  # seconds between progress lines in a file or pipe
 
 def _is_interactive(stream):
     if "ipykernel" in sys.modules and type(stream).__module__.startswith("ipykernel"):
@@ -48,10 +54,10 @@ class Progbar:
     """
 
     def __init__(self, target, width=20, verbose=1, interval=0.05, unit_name="step",
-                 stream=None, static_interval=30.0):
+                 stream=None, static_interval=None):
         self.target, self.width, self.verbose = target, width, verbose
         self.interval, self.unit_name = interval, unit_name
-        self.static_interval = static_interval
+        self.static_interval = STATIC_INTERVAL if static_interval is None else static_interval
         self._stream = stream
         self.interactive = _is_interactive(self.stream)
         self._start = time.time()
@@ -81,13 +87,13 @@ class Progbar:
 
     def update(self, current, values=None, finalize=None):
         if finalize is None:
-            finalize = current >= self.target
+            finalize = self.target is not None and current >= self.target
         if values is not None:
             self._values = list(values)
         now = time.time()
         per = self._step_time(current, now)
         if self.verbose == 2:
-            if finalize:
+            if finalize and self.target:
                 self._write(self._line_v2(current, now, per) + "\n")
             return
         if self.verbose != 1:
@@ -120,10 +126,18 @@ class Progbar:
             pass
 
     def _line(self, current, now, per, finalize, color):
-        digits = int(math.log10(self.target)) + 1 if self.target > 0 else 1
+        if not self.target:  # unknown length: Keras's "%7d/Unknown", no bar, elapsed time
+            count = "%7d/Unknown" % current
+            clock = f"{now - self._start:.0f}s"
+            tail = format_time(per, self.unit_name)
+            tail += "".join(f" - {k}: {format_value(v)}" for k, v in self._values)
+            plain = f"{count} {clock}{tail}"
+            if not color:
+                return plain, len(plain)
+            return f"{count} \x1b[1m{clock}\x1b[0m{tail}", len(plain)
+        digits = int(math.log10(self.target)) + 1
         count = f"{current:>{digits}}/{self.target}"
-        done = int(self.width * current / self.target) if self.target > 0 else self.width
-        done = min(done, self.width)
+        done = min(int(self.width * current / self.target), self.width)
         if finalize:
             clock = f"{now - self._start:.0f}s"
         else:
@@ -144,7 +158,7 @@ class Progbar:
         return f"\x1b[1m{count}\x1b[0m {bar} \x1b[1m{clock}\x1b[0m{tail}", len(plain)
 
     def _line_v2(self, current, now, per):
-        digits = int(math.log10(self.target)) + 1 if self.target > 0 else 1
+        digits = int(math.log10(self.target)) + 1
         line = f"{current:>{digits}}/{self.target} - {now - self._start:.0f}s -"
         line += format_time(per, self.unit_name)
         return line + "".join(f" - {k}: {format_value(v)}" for k, v in self._values)

@@ -9,14 +9,12 @@ depend on the chunking.
 """
 import math
 import time
-import warnings
 
 import numpy as np
 
 from . import data, session
 from .progbar import Progbar
 from .specs import check_inputs, network, output_shape
-from .utils import user_stacklevel
 
 
 # --- targets and metrics for one call ---------------------------------------------------
@@ -240,11 +238,14 @@ def split_validation(x, y, sw, cw_sw, split):
     return cut(x), cut(y), cut(sw), cut(cw_sw)
 
 
-def warn_interrupted(epoch, done, steps):
-    warnings.warn(f"fit() interrupted by KeyboardInterrupt in epoch {epoch + 1} after {done} of "
-                  f"{steps} batches; the model keeps the weights of the last completed batch and "
-                  "the returned History holds the completed epochs.", UserWarning,
-                  stacklevel=user_stacklevel())
+def check_fit_args(epochs, initial_epoch, validation_freq):
+    for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if not (isinstance(validation_freq, int) and validation_freq > 0
+            or isinstance(validation_freq, (list, tuple, set))):
+        raise ValueError("validation_freq must be a positive integer or a list of epochs, got "
+                         f"{validation_freq!r}")
 
 
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
@@ -259,13 +260,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     """
     given_verbose, verbose = verbose, data.verbosity(verbose)
     bs = data.batch_size(batch_size)
-    for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    if not (isinstance(validation_freq, int) and validation_freq > 0
-            or isinstance(validation_freq, (list, tuple, set))):
-        raise ValueError("validation_freq must be a positive integer or a list of epochs, got "
-                         f"{validation_freq!r}")
+    check_fit_args(epochs, initial_epoch, validation_freq)
     model._assert_compiled("fit")
     xa = data.as_array(x, "x")
     if y is None:
@@ -318,7 +313,12 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             if model.stop_training:
                 break
     except KeyboardInterrupt:
+        # Keras lets it propagate (no on_train_end); the engine stopped between two
+        # batches, so the weights and optimizer state are those of whole batches.
         model.stop_training = True
-        warn_interrupted(state["epoch"], state["done"], steps)
+        for cb in cbs.callbacks:
+            if getattr(cb, "bar", None) is not None:
+                cb.bar.close_line()
+        raise
     cbs.on_train_end(logs)
     return cbs.history
