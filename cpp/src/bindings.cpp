@@ -36,7 +36,9 @@ T* ptr_of(const py::handle& h, const char* what, idx expected_size = -1, bool wr
     if (expected_size >= 0 && a.size() != expected_size)
         throw py::value_error(std::string(what) + " has " + std::to_string(a.size()) +
                               " elements, expected " + std::to_string(expected_size));
-    return static_cast<T*>(a.mutable_data());
+    // read-only use (predict's weights) takes read-only arrays too, e.g. an unpickled memmap
+    return write ? static_cast<T*>(a.mutable_data())
+                 : const_cast<T*>(static_cast<const T*>(a.data()));
 }
 
 template <class T>
