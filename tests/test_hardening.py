@@ -230,3 +230,30 @@ def test_negative_sample_weights_give_scikit_learns_loss_on_any_thread_count(sol
                                            rtol=1e-10)
         finally:
             neuraxis.set_num_threads(before)
+
+
+def _tampered_cases():
+    return [
+        (lambda c: c.coefs_.pop(), ValueError, "n_layers_ - 1"),
+        (lambda c: c.intercepts_.pop(), ValueError, "n_layers_ - 1"),
+        (lambda c: c.coefs_.__setitem__(0, c.coefs_[0].astype(object)), TypeError, "float"),
+        (lambda c: c.coefs_.__setitem__(0, c.coefs_[0].astype(complex)), TypeError, "float"),
+        (lambda c: c.intercepts_.__setitem__(0, np.zeros(3)), ValueError, "do not follow"),
+        (lambda c: c.coefs_.__setitem__(1, c.coefs_[1][:, :1]), ValueError, "n_outputs_|follow"),
+        (lambda c: c.coefs_.__setitem__(0, c.coefs_[0].ravel()), ValueError, "2-d"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_tampered_cases())))
+def test_tampered_fitted_state_is_refused_before_predict(case):
+    from neuraxis.neural_network import MLPRegressor
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    reg = MLPRegressor(hidden_layer_sizes=(6,), max_iter=5)
+    with pytest.warns(Warning):
+        reg.fit(X, np.c_[X[:, 0], X[:, 1]])
+    reg.predict(X)  # the cached predictor exists; tampering must still be seen
+    tamper, error, match = _tampered_cases()[case]
+    tamper(reg)
+    with pytest.raises(error, match=match):
+        reg.predict(X)

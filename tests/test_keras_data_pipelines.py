@@ -389,7 +389,8 @@ def test_final_progress_line_has_keras_layout(tmp_path):
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.read_text().split("BEGIN\n", 1)[1])
     text = text.replace("\b", "")
     finals = [s.split("\r")[-1].rstrip() for s in text.split("\n") if "20/20" in s]
-    assert len(finals) == 2 and all(LINE.match(s) for s in finals), finals
+    # (Keras may write an epoch's final line twice, depending on its redraw timing)
+    assert len(set(finals)) == 2 and all(LINE.match(s) for s in finals), finals
 
 
 # --- callback messages against real Keras ----------------------------------------------------

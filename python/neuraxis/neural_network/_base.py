@@ -499,6 +499,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         cache = store.get("predict")
         if cache is not None and cache[0] == key:
             return cache[1], cache[2]
+        self._check_fitted_params()
         if self.coefs_[0].dtype != dtype:  # converted copies: never cached
             params = engine_params([np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_],
                                    [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_])
@@ -508,6 +509,34 @@ class BaseMultilayerPerceptron(BaseEstimator):
         key = (dtype, *map(id, self.coefs_ + self.intercepts_))
         store["predict"] = (key, net, params)
         return net, params
+
+    def _check_fitted_params(self):
+        """ValueError / TypeError when coefs_ / intercepts_ were changed into something no
+        network has (a layer removed, a wrong shape, object or complex values): scikit-learn's
+        own matrix products would fail there too, here nothing reaches the engine."""
+        coefs, inters = self.coefs_, self.intercepts_
+        if not isinstance(coefs, list) or not isinstance(inters, list):
+            raise TypeError("coefs_ and intercepts_ must be lists of arrays, got "
+                            f"{type(coefs).__name__} and {type(inters).__name__}")
+        if len(coefs) != self.n_layers_ - 1 or len(inters) != self.n_layers_ - 1:
+            raise ValueError(f"coefs_ and intercepts_ must hold n_layers_ - 1 = "
+                             f"{self.n_layers_ - 1} arrays each, got {len(coefs)} and "
+                             f"{len(inters)}")
+        fan_in = self.n_features_in_
+        for i, (W, b) in enumerate(zip(coefs, inters)):
+            for name, a, ndim in (("coefs_", W, 2), ("intercepts_", b, 1)):
+                if not isinstance(a, np.ndarray) or a.dtype.kind not in "f":
+                    raise TypeError(f"{name}[{i}] must be a float array, got "
+                                    f"{getattr(a, 'dtype', type(a).__name__)}")
+                if a.ndim != ndim:
+                    raise ValueError(f"{name}[{i}] must be {ndim}-d, got shape {a.shape}")
+            if W.shape[0] != fan_in or b.shape != (W.shape[1],):
+                raise ValueError(f"coefs_[{i}] of shape {W.shape} and intercepts_[{i}] of shape "
+                                 f"{b.shape} do not follow a layer of {fan_in} units")
+            fan_in = W.shape[1]
+        if fan_in != self.n_outputs_:
+            raise ValueError(f"the last layer has {fan_in} units, but n_outputs_ is "
+                             f"{self.n_outputs_}")
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
