@@ -257,3 +257,53 @@ def test_tampered_fitted_state_is_refused_before_predict(case):
     tamper(reg)
     with pytest.raises(error, match=match):
         reg.predict(X)
+
+
+def _rewrite_zip(src, dst, change=None, extra=None):
+    """Copy the zip `src` to `dst`, entry bytes passed through `change(name, bytes)`, then
+    `extra` entries [(name, bytes)] appended (duplicates allowed)."""
+    import zipfile
+    with zipfile.ZipFile(src) as z:
+        entries = [(n, z.read(n)) for n in z.namelist()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        with zipfile.ZipFile(dst, "w") as z:
+            for n, data in entries:
+                z.writestr(n, change(n, data) if change else data)
+            for n, data in extra or []:
+                z.writestr(n, data)
+
+
+@pytest.mark.parametrize("ext", [".keras", ".neuraxis"])
+def test_hostile_model_files_get_value_errors(tmp_path, ext):
+    import json
+
+    from neuraxis.layers import Dense, Input
+    from neuraxis.models import Sequential, load_model
+    model = Sequential([Input((3,)), Dense(2)])
+    model.compile("adam", "mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    good = tmp_path / f"good{ext}"
+    model.save(good)
+    nested = "[" * 100_000 + "]" * 100_000
+    cases = {
+        "nested too deeply": dict(change=lambda n, d: nested.encode() if n == "config.json"
+                                  else d),
+        "more than once": dict(extra=[("config.json", b"{}")]),
+        "weight of shape": dict(change=lambda n, d: d.replace(b'"units": 2', b'"units": '
+                                                              b'1000000000000')
+                                if n == "config.json" else d),
+    }
+    if ext == ".neuraxis":  # the own format keeps the step count in config.json
+        def huge_iterations(n, d):
+            if n != "config.json":
+                return d
+            cfg = json.loads(d)
+            cfg["optimizer_state"]["iterations"] = 10**30
+            return json.dumps(cfg).encode()
+        cases["invalid optimizer iterations"] = dict(change=huge_iterations)
+    for i, (match, how) in enumerate(cases.items()):
+        bad = tmp_path / f"bad{i}{ext}"
+        _rewrite_zip(good, bad, **how)
+        with pytest.raises(ValueError, match=match):
+            load_model(bad)

@@ -106,6 +106,8 @@ class _Archive:
         if len(infos) > _MAX_ENTRIES:
             raise ValueError(f"{len(infos)} entries is far more than a model file holds")
         self.names = {i.filename for i in infos}
+        if len(self.names) != len(infos):
+            raise ValueError("an entry name appears more than once (which copy is meant?)")
         self.used = set()
 
     def json(self, name):
@@ -116,6 +118,8 @@ class _Archive:
             return json.loads(self.zf.read(name).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"{name} is not valid JSON ({e})") from None
+        except RecursionError:
+            raise ValueError(f"{name} is nested too deeply for a model config") from None
 
     def array(self, name, like):
         info = self._info(name)
@@ -207,7 +211,7 @@ def _restore_compile(model, cc, state, ar, compile_model):
     if not isinstance(state, dict):
         raise ValueError("optimizer_state must be a dict")
     it = state.get("iterations")
-    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+    if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it < 2**63:
         raise ValueError(f"invalid optimizer iterations {it!r}")
     opt = model.optimizer
     params = model.weights

@@ -110,6 +110,8 @@ def check_names(zf):
     infos = zf.infolist()
     if len(infos) > _MAX_ENTRIES:
         raise ValueError(f"{len(infos)} entries is far more than a model file holds")
+    if len({i.filename for i in infos}) != len(infos):
+        raise ValueError("an entry name appears more than once (which copy is meant?)")
     for info in infos:
         name = info.filename
         parts = name.replace("\\", "/").split("/")
@@ -156,6 +158,8 @@ def read_json(zf, name):
         return json.loads(read_entry(zf, name, _MAX_JSON).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{name} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply for a model config") from None
 
 
 def refuse_code(obj, where="config.json"):
