@@ -237,12 +237,14 @@ KERAS_SCRIPT = textwrap.dedent("""
         h = model.fit(d[f"{k}_X"], d[f"{k}_y"], batch_size=case["batch"], epochs=case["epochs"],
                       shuffle=False, verbose=0)
         out[str(k)] = {"loss": h.history["loss"],
+                       "eval": model.evaluate(d[f"{k}_X"], d[f"{k}_y"], verbose=0),
                        "variables": [list(v.shape) for v in model.optimizer.variables],
                        "iterations": int(model.optimizer.iterations),
                        "lr": float(model.optimizer.learning_rate)}
         for j, w in enumerate(model.get_weights()):
             arrays[f"{k}_w{j}"] = w
-    sched = [keras.optimizers.schedules.deserialize(s) for s in json.loads(open(sys.argv[4]).read())]
+    sched = [keras.optimizers.schedules.deserialize(s)
+             for s in json.loads(open(sys.argv[4]).read())]
     steps = json.loads(sys.argv[5])
     out["schedules"] = [[float(s(keras.ops.convert_to_tensor(t))) for t in steps] for s in sched]
     out["configs"] = {n: keras.optimizers.get(n).get_config() for n in
@@ -283,7 +285,7 @@ OPTIMIZER_CASES = [
 
 def keras_cases():
     """(layers source, optimizer, loss); regularizer cases come from the regularizer tests."""
-    cases = [(MLP, opt, "mse") for opt in OPTIMIZER_CASES]
+    cases = [(MLP, opt, "mse", None) for opt in OPTIMIZER_CASES]
     try:
         from test_keras_regularizers import REGULARIZER_CASES
     except ImportError:
@@ -304,11 +306,12 @@ def keras_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("keras_opt")
     rng = np.random.default_rng(7)
     arrays, specs, ours = {}, [], []
-    for k, (src, opt, loss) in enumerate(keras_cases()):
+    for k, (src, opt, loss, ids) in enumerate(keras_cases()):
         set_random_seed(k)
         model = Sequential(eval(src, {"L": L, "R": regularizers_module()}))
         shape = model.input_shape[1:]
-        arrays[f"{k}_X"] = rng.normal(size=(48,) + shape).astype(np.float32)
+        arrays[f"{k}_X"] = (rng.normal(size=(48,) + shape) if ids is None else
+                            rng.integers(0, ids, (48,) + shape)).astype(np.float32)
         out_shape = model.output_shape[1:]
         arrays[f"{k}_y"] = rng.normal(size=(48,) + out_shape).astype(np.float32)
         for j, w in enumerate(model.get_weights()):
@@ -349,7 +352,8 @@ def test_default_configs_match_keras(keras_run):
 
 
 def keras_case_ids():
-    return [f"{k}-{type(c[1]).__name__}" for k, c in enumerate(keras_cases())]
+    return [f"{k}-{type(c[1]).__name__}" + ("-reg" if "R." in c[0] or "regularizer" in c[0]
+                                            else "") for k, c in enumerate(keras_cases())]
 
 
 @needs_keras
@@ -357,20 +361,22 @@ def keras_case_ids():
 def test_training_matches_keras(keras_run, k):
     arrays, ours, out, theirs = keras_run
     model, opt, loss = ours[k]
+    x_y = arrays[f"{k}_X"], arrays[f"{k}_y"]
     # a fresh copy of the optimizer (the fixture's instance may be shared)
     model.compile(optimizer=optimizers.deserialize(optimizers.serialize(opt)), loss=loss)
     n = len(model.get_weights())
     model.set_weights([arrays[f"{k}_w{j}"] for j in range(n)])
-    h = model.fit(arrays[f"{k}_X"], arrays[f"{k}_y"], batch_size=16, epochs=2, shuffle=False,
-                  verbose=0)
+    h = model.fit(*x_y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     ref = out[str(k)]
     assert_allclose(h.history["loss"], ref["loss"], rtol=2e-5, atol=1e-6)
     for j, w in enumerate(model.get_weights()):
         assert_allclose(w, theirs[f"{k}_w{j}"], rtol=2e-4, atol=2e-5, err_msg=f"weight {j}")
-        assert not np.allclose(w, arrays[f"{k}_w{j}"])  # it did train
+        if model.layers[0].trainable or j >= len(model.layers[0].weights):
+            assert not np.allclose(w, arrays[f"{k}_w{j}"])  # it did train
     assert model.optimizer.iterations == ref["iterations"]
     assert [list(v.shape) for v in model.optimizer.variables] == ref["variables"]
     assert float(model.optimizer.learning_rate) == pytest.approx(ref["lr"], rel=1e-6)
+    assert model.evaluate(*x_y, verbose=0) == pytest.approx(ref["eval"], rel=2e-5)
 
 
 @pytest.mark.parametrize("name", ["adamw", "adagrad", "adadelta", "adamax", "nadam"])

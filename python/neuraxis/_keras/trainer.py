@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from . import data, session
+from . import data, penalties, session
 from .progbar import Progbar
 from .specs import check_inputs, network, output_shape
 from .utils import user_stacklevel
@@ -128,6 +128,9 @@ def train_chunk(model, net, params, X, Y, sw, perm, bs, first, count, metrics, s
     """One engine call; the optimizer's step count is read back even if it is interrupted."""
     opt = model.optimizer
     cfg = opt._engine_config()
+    l1, l2 = penalties.engine_penalties(model)
+    if l1 is not None:  # the layers' regularizers: added to the loss and gradients
+        cfg.reg_l1, cfg.reg_l2 = l1, l2
     try:
         return net.train_batches(params, cfg, opt._m, opt._v, X, Y, sw, perm, bs, first, count,
                                  metrics, seed)
@@ -188,7 +191,7 @@ def evaluate_arrays(model, net, params, X, Y, sw, bs, metric_names, engine_metri
     """Loss and metrics over all rows (no dropout, no update) in one engine call, so the
     numbers never depend on `verbose`; the bar is drawn when done."""
     running = Running(metric_names, [e.startswith("weighted:") for e in engine_metrics])
-    running.add(net.evaluate(params, X, Y, sw, bs, engine_metrics))
+    running.add(penalties.add_penalty(model, net.evaluate(params, X, Y, sw, bs, engine_metrics)))
     if bar is not None:
         bar.update(bar.target, list(running.logs().items()), finalize=True)
     return running
