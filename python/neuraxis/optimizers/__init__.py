@@ -137,6 +137,13 @@ class Optimizer:
     def _reset_scalars(self):
         pass
 
+    def _scalar_state(self):
+        """State beyond the step count and slots, for a saved model (a JSON dict)."""
+        return {}
+
+    def _load_scalar_state(self, state):
+        pass
+
     def _slot(self, k):
         """Slot list k (0: m, 1..: the parts of v)."""
         if k == 0:
@@ -445,6 +452,15 @@ class Nadam(Adamax):
 
     def _reset_scalars(self):
         self._u_product = 1.0
+
+    def _scalar_state(self):
+        return {"u_product": self._u_product}
+
+    def _load_scalar_state(self, state):
+        u = state.get("u_product", 1.0)
+        if isinstance(u, bool) or not isinstance(u, (int, float)) or not 0 <= u <= 1:
+            raise ValueError(f"invalid Nadam u_product {u!r}")
+        self._u_product = float(u)
 
     def _extra_variables(self):
         return [np.array(self._u_product, np.float32)] if self._m else []
