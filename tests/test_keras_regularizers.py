@@ -137,21 +137,31 @@ def test_a_frozen_layer_has_no_penalty():
                                                      rel=1e-6)
 
 
-def test_penalty_gradient_reaches_every_thread_slice(restore_threads):
-    """A wide layer split across threads: the result does not depend on the thread count."""
+@pytest.mark.parametrize("kind", ["dense", "conv1d"])
+def test_penalty_and_global_norm_do_not_depend_on_threads(kind, restore_threads):
+    """A batch split across two threads (Dense: gradients by slices; Conv1D: per-thread
+    partial gradients added up): the same weights and losses as one thread."""
     import neuraxis
     rng = np.random.default_rng(2)
-    X = rng.normal(size=(256, 64)).astype(np.float32)
-    y = rng.normal(size=(256, 32)).astype(np.float32)
+    if kind == "dense":
+        shape, layer = (64,), L.Dense(32, kernel_regularizer=R.L1L2(0.01, 0.05))
+    else:
+        shape, layer = (16, 8), L.Conv1D(8, 3, kernel_regularizer=R.L1L2(0.01, 0.05),
+                                          bias_regularizer="l2")
+    X = rng.normal(size=(256,) + shape).astype(np.float32)
     out = []
     for threads in (1, 2):
         neuraxis.set_num_threads(threads)
-        model = Sequential([L.Input((64,)), L.Dense(32, kernel_regularizer=R.L1L2(0.01, 0.05))])
-        model.compile(optimizer=optimizers.Adam(0.01, global_clipnorm=1.0), loss="mse")
-        model.set_weights([np.full((64, 32), 0.05, np.float32), np.zeros(32, np.float32)])
+        model = Sequential([L.Input(shape), layer.__class__.from_config(layer.get_config()),
+                            L.Flatten(), L.Dense(4)])
+        y = rng.normal(size=(256, 4)).astype(np.float32) if not out else y
+        model.compile(optimizer=optimizers.Adam(0.01, global_clipnorm=0.5), loss="mse")
+        model.set_weights([np.linspace(-0.3, 0.3, w.size, dtype=np.float32).reshape(w.shape)
+                           for w in model.get_weights()])
         h = model.fit(X, y, batch_size=128, epochs=2, shuffle=False, verbose=0)
-        out.append((model.get_weights()[0], h.history["loss"]))
-    assert_allclose(out[0][0], out[1][0], rtol=1e-5, atol=1e-7)
+        out.append((model.get_weights(), h.history["loss"]))
+    for a, b in zip(out[0][0], out[1][0]):
+        assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert_allclose(out[0][1], out[1][1], rtol=1e-6)
 
 
