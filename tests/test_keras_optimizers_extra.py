@@ -232,6 +232,8 @@ KERAS_SCRIPT = textwrap.dedent("""
     for k, case in enumerate(cases):
         model = keras.Sequential(eval(case["layers"]))
         opt = keras.optimizers.deserialize(case["optimizer"])
+        if case["exclude"]:
+            opt.exclude_from_weight_decay(var_names=case["exclude"])
         model.compile(optimizer=opt, loss=case.get("loss", "mse"))
         model.set_weights([d[f"{k}_w{j}"] for j in range(len(model.get_weights()))])
         h = model.fit(d[f"{k}_X"], d[f"{k}_y"], batch_size=case["batch"], epochs=case["epochs"],
@@ -255,6 +257,11 @@ KERAS_SCRIPT = textwrap.dedent("""
 """)
 
 MLP = "[L.Input((5,)), L.Dense(6, activation='tanh'), L.Dense(3)]"
+
+def excluding(opt, names):
+    opt.exclude_from_weight_decay(var_names=names)
+    return opt
+
 
 OPTIMIZER_CASES = [
     optimizers.SGD(0.1, momentum=0.9, nesterov=True, clipnorm=0.3),
@@ -280,6 +287,7 @@ OPTIMIZER_CASES = [
     optimizers.RMSprop(PolynomialDecay(0.01, 5, cycle=True)),
     optimizers.Adam(InverseTimeDecay(0.01, 2, 0.5)),
     optimizers.AdamW(CosineDecay(0.02, 4, alpha=0.1), weight_decay=0.2),
+    excluding(optimizers.AdamW(0.02, weight_decay=0.5), ["bias"]),
 ]
 
 
@@ -317,7 +325,8 @@ def keras_run(tmp_path_factory):
         for j, w in enumerate(model.get_weights()):
             arrays[f"{k}_w{j}"] = rng.uniform(-0.6, 0.6, w.shape).astype(np.float32)
         specs.append({"layers": src, "optimizer": optimizers.serialize(opt), "batch": 16,
-                      "epochs": 2, "loss": loss})
+                      "epochs": 2, "loss": loss,
+                      "exclude": getattr(opt, "_wd_exclude_names", None)})
         ours.append((model, opt, loss))
     np.savez(tmp / "in.npz", **arrays)
     (tmp / "cases.json").write_text(json.dumps(specs))
@@ -363,7 +372,10 @@ def test_training_matches_keras(keras_run, k):
     model, opt, loss = ours[k]
     x_y = arrays[f"{k}_X"], arrays[f"{k}_y"]
     # a fresh copy of the optimizer (the fixture's instance may be shared)
-    model.compile(optimizer=optimizers.deserialize(optimizers.serialize(opt)), loss=loss)
+    fresh = optimizers.deserialize(optimizers.serialize(opt))
+    if getattr(opt, "_wd_exclude_names", None):
+        fresh.exclude_from_weight_decay(var_names=opt._wd_exclude_names)
+    model.compile(optimizer=fresh, loss=loss)
     n = len(model.get_weights())
     model.set_weights([arrays[f"{k}_w{j}"] for j in range(n)])
     h = model.fit(*x_y, batch_size=16, epochs=2, shuffle=False, verbose=0)
@@ -422,3 +434,29 @@ def test_saved_model_resumes_training_exactly(tmp_path, opt):
         m.fit(X, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         assert_allclose(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("how", ["names", "list"])
+def test_exclude_from_weight_decay_matches_numpy(how):
+    """SGD with weight decay on a linear model, the bias excluded (by name or by array)."""
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(32, 3)).astype(np.float32)
+    y = rng.normal(size=(32, 2)).astype(np.float32)
+    W0, b0 = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)
+    model = Sequential([L.Input((3,)), L.Dense(2)])
+    opt = optimizers.SGD(0.05, weight_decay=0.5)
+    if how == "names":
+        opt.exclude_from_weight_decay(var_names=["bias"])
+    else:
+        opt.exclude_from_weight_decay(var_list=[model.layers[0].weights[1]])
+    model.compile(optimizer=opt, loss="mse")
+    model.set_weights([W0, b0])
+    model.fit(X, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    W, b = W0.astype(np.float64), b0.astype(np.float64)
+    for t in range(8):
+        xb, yb = X[t % 4 * 8:(t % 4 + 1) * 8], y[t % 4 * 8:(t % 4 + 1) * 8]
+        d = 2 * (xb @ W + b - yb) / yb.size
+        W = W * (1 - 0.5 * 0.05) - 0.05 * xb.T @ d
+        b = b - 0.05 * d.sum(0)  # not decayed
+    assert_allclose(model.get_weights()[0], W, rtol=1e-5, atol=1e-6)
+    assert_allclose(model.get_weights()[1], b, rtol=1e-5, atol=1e-6)

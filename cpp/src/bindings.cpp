@@ -823,6 +823,7 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("u_product", &OptConfig::u_product)
         .def_readwrite("reg_l1", &OptConfig::reg_l1)
         .def_readwrite("reg_l2", &OptConfig::reg_l2)
+        .def_readwrite("no_decay", &OptConfig::no_decay)
         .def_readonly("last_lr", &OptConfig::last_lr);
     m.def("scheduled_lr", &scheduled_lr, py::arg("opt"), py::arg("step"),
           "The learning rate of opt's schedule at `step` (the engine's own formula).");

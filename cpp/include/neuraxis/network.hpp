@@ -35,6 +35,7 @@ struct OptConfig {
     bool amsgrad = false, centered = false;
     double u_product = 1.0;  // Nadam's running product of momentum factors
     std::vector<double> reg_l1, reg_l2;  // per parameter (empty: no penalty)
+    std::vector<int> no_decay;           // per parameter: 1 = excluded from weight_decay
     double last_lr = 0.0;     // out: the learning rate of the last step taken
 };
 struct StepScalars;

@@ -37,6 +37,6 @@ StepScalars step_scalars(OptConfig& opt, double lr);
 // its slots s0, s1, s2 (null where the optimizer has none).
 template <class T>
 void keras_update(const OptConfig& opt, const StepScalars& s, T* p, T* s0, T* s1, T* s2,
-                  const T* g, idx n, double gscale);
+                  const T* g, idx n, double gscale, double wd);
 
 }  // namespace neuraxis

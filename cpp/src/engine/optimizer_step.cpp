@@ -92,8 +92,9 @@ void Network<T>::keras_step(int t, int T_, const std::vector<T*>& params, const 
             scale = opt.clipnorm / std::max(norm, opt.clipnorm);
         }
         auto at = [&](const std::vector<T*>& v) { return v.empty() ? nullptr : v[p] + e0; };
+        const bool decays = opt.no_decay.empty() || !opt.no_decay[p];
         keras_update(opt, s, params[p] + e0, at(st.m), at(st.v), at(st.s), grads[p] + e0,
-                     e1 - e0, scale);
+                     e1 - e0, scale, decays ? opt.weight_decay : 0.0);
     }
 }
 

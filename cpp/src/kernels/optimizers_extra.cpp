@@ -86,6 +86,8 @@ void check_keras_state(const OptConfig& o, std::size_t m, std::size_t v, std::si
                          ", " + std::to_string(v) + ", " + std::to_string(s) + ")");
     if (!o.reg_l1.empty() && (o.reg_l1.size() != params || o.reg_l2.size() != params))
         throw ValueError("reg_l1 and reg_l2 need one value per parameter");
+    if (!o.no_decay.empty() && o.no_decay.size() != params)
+        throw ValueError("no_decay needs one flag per parameter");
 }
 
 StepScalars step_scalars(OptConfig& o, double lr) {
@@ -107,7 +109,7 @@ StepScalars step_scalars(OptConfig& o, double lr) {
 
 template <class T>
 void keras_update(const OptConfig& o, const StepScalars& s, T* p, T* s0, T* s1, T* s2,
-                  const T* g, idx n, double gscale) {
+                  const T* g, idx n, double gscale, double wd) {
     const T sc = T(gscale), cv = T(o.clipvalue), lr = T(s.lr), eps = T(o.epsilon);
     const bool scaled = gscale != 1.0, clipv = o.clipvalue > 0;
     auto grad = [&](idx i) {
@@ -116,8 +118,8 @@ void keras_update(const OptConfig& o, const StepScalars& s, T* p, T* s0, T* s1, 
         if (clipv) gi = std::min(std::max(gi, -cv), cv);
         return gi;
     };
-    if (o.weight_decay != 0) {
-        const T keep = T(1.0 - o.weight_decay * s.lr);
+    if (wd != 0) {
+        const T keep = T(1.0 - wd * s.lr);
         for (idx i = 0; i < n; ++i) p[i] *= keep;
     }
     const std::string& k = o.kind;
@@ -202,8 +204,8 @@ void keras_update(const OptConfig& o, const StepScalars& s, T* p, T* s0, T* s1, 
 }
 
 template void keras_update<float>(const OptConfig&, const StepScalars&, float*, float*, float*,
-                                  float*, const float*, idx, double);
+                                  float*, const float*, idx, double, double);
 template void keras_update<double>(const OptConfig&, const StepScalars&, double*, double*,
-                                   double*, double*, const double*, idx, double);
+                                   double*, double*, const double*, idx, double, double);
 
 }  // namespace neuraxis

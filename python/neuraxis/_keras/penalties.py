@@ -33,6 +33,13 @@ def weight_regularizers(layer):
     return out
 
 
+def weight_names(model):
+    """The name of every engine parameter's weight ('kernel', 'bias', ...; a wrapper's inner
+    weights without their prefix), in the order of specs.engine_specs."""
+    return [name.rsplit("/", 1)[-1] for layer in model.layers
+            if layer._engine_spec() is not None for name, _ in layer._weights]
+
+
 def engine_penalties(model):
     """(l1, l2) per engine parameter of `model` (the order of specs.engine_specs), or
     (None, None) when no trainable weight has a regularizer."""

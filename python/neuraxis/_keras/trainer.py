@@ -131,6 +131,8 @@ def train_chunk(model, net, params, X, Y, sw, perm, bs, first, count, metrics, s
     l1, l2 = penalties.engine_penalties(model)
     if l1 is not None:  # the layers' regularizers: added to the loss and gradients
         cfg.reg_l1, cfg.reg_l2 = l1, l2
+    if opt._excludes_weight_decay():
+        cfg.no_decay = opt._no_decay_flags(params, penalties.weight_names(model))
     try:
         return net.train_batches(params, cfg, opt._m, opt._v, X, Y, sw, perm, bs, first, count,
                                  metrics, seed)

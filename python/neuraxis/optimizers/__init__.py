@@ -20,6 +20,8 @@ Example
 >>> optimizers.get("adamw").get_config()["weight_decay"]
 0.004
 """
+import re
+
 import numpy as np
 
 from .. import _core, _names
@@ -105,6 +107,26 @@ class Optimizer:
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"learning_rate must be a finite number >= 0, got {value}")
         self._learning_rate = value
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Exclude weights from weight decay: the arrays in `var_list` (a layer's `weights`
+        entries) and every weight whose name ('kernel', 'bias', 'gamma', ...) contains one
+        of the strings of `var_names` (a regular-expression search, as Keras's)."""
+        self._wd_exclude_ids = {id(v) for v in var_list} if var_list else set()
+        self._wd_exclude_names = list(var_names) if var_names else []
+        self._wd_exclude_pattern = (re.compile("|".join(set(var_names))) if var_names
+                                    else None)
+
+    def _excludes_weight_decay(self):
+        return bool(getattr(self, "_wd_exclude_ids", None) or
+                    getattr(self, "_wd_exclude_pattern", None))
+
+    def _no_decay_flags(self, params, names):
+        """One flag per engine parameter: 1 where weight decay skips it."""
+        ids = getattr(self, "_wd_exclude_ids", set())
+        pattern = getattr(self, "_wd_exclude_pattern", None)
+        return [int(id(p) in ids or (pattern is not None and pattern.search(n) is not None))
+                for p, n in zip(params, names)]
 
     def _n_slots(self):
         """How many slot lists the engine needs (1, 2 or 3)."""
