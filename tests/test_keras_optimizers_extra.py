@@ -216,6 +216,11 @@ def test_clip_arguments_are_exclusive_as_keras():
         optimizers.Nadam(amsgrad=True)
     with pytest.raises(ValueError, match="clipnorm` must be a float"):
         optimizers.SGD(clipnorm="big")
+    with pytest.warns(UserWarning, match="`decay` is no longer supported"):
+        optimizers.Adam(decay=0.1)
+    optimizers.Adam(decay=None)  # accepted silently, as Keras
+    with pytest.raises(NotImplementedError, match="use_ema"):
+        optimizers.Adam(use_ema=True)
 
 
 # ---- against real Keras ----------------------------------------------------------------

@@ -21,10 +21,12 @@ Example
 0.004
 """
 import re
+import warnings
 
 import numpy as np
 
 from .. import _core, _names
+from .._keras.utils import user_stacklevel
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -51,6 +53,9 @@ class Optimizer:
 
     def __init__(self, learning_rate, name, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, **kwargs):
+        if kwargs.pop("decay", None) is not None:
+            warnings.warn("Argument `decay` is no longer supported and will be ignored.",
+                          stacklevel=user_stacklevel())
         for k, v in kwargs.items():
             if k not in _UNSUPPORTED_DEFAULTS:
                 raise ValueError(f"Argument(s) not recognized: {{'{k}': {v!r}}}")
