@@ -365,8 +365,6 @@ def test_bad_arguments_raise():
     lambda: AveragePooling2D(2, data_format="channels_first"),
     lambda: Conv2D(4, 3, groups=2),
     lambda: Conv2D(2, 3, padding=((1, 1), (1, 1))),
-    lambda: Conv2D(2, 3, kernel_regularizer="l2"),
-    lambda: Conv2D(2, 3, bias_regularizer="l2"),
     lambda: Conv2D(2, 3, activity_regularizer="l2"),
     lambda: Conv2D(2, 3, kernel_constraint="max_norm"),
     lambda: Conv2D(2, 3, bias_constraint="non_neg"),

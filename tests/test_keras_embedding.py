@@ -236,8 +236,7 @@ def test_embedding_argument_errors():
     with pytest.raises(ValueError, match="`output_dim` must be a positive integer"):
         L.Embedding(3, 2.0)
     assert L.Embedding(3, 2, mask_zero=True).get_config()["mask_zero"] is True
-    for kw in ({"embeddings_regularizer": "l2"}, {"embeddings_constraint": "non_neg"},
-               {"lora_rank": 2}):
+    for kw in ({"embeddings_constraint": "non_neg"}, {"lora_rank": 2}):
         with pytest.raises(NotImplementedError):
             L.Embedding(3, 2, **kw)
     with pytest.warns(UserWarning, match="`input_length` is deprecated"):

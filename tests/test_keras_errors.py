@@ -98,7 +98,8 @@ def test_nan_and_inf_in_inputs_and_targets():
 
 def test_unknown_strings_list_the_valid_ones():
     m = Sequential([Input((6,)), Dense(3)])
-    with pytest.raises(ValueError, match=r"\['adam', 'rmsprop', 'sgd'\]"):
+    with pytest.raises(ValueError, match=r"\['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', "
+                                         r"'nadam', 'rmsprop', 'sgd'\]"):
         m.compile(optimizer="adamw_typo", loss="mse")
     with pytest.raises(ValueError, match="sparse_categorical_crossentropy"):
         m.compile(optimizer="adam", loss="hinge_typo")

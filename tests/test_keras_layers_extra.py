@@ -586,7 +586,6 @@ def test_bad_input_shapes_raise():
     lambda: Conv1D(2, 3, data_format="channels_first"),
     lambda: Conv1D(4, 3, groups=2),
     lambda: Conv1D(2, 3, padding=[(1, 1)]),
-    lambda: Conv1D(2, 3, kernel_regularizer="l2"),
     lambda: Conv1D(2, 3, bias_constraint="non_neg"),
     lambda: MaxPooling1D(data_format="channels_first"),
     lambda: AveragePooling1D(2, data_format="channels_first"),

@@ -337,7 +337,7 @@ def test_lstm_learns_a_task_that_needs_memory():
 
 # --- errors ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kw", [{"return_state": True}, {"stateful": True},
-                                {"kernel_regularizer": "l2"}, {"recurrent_constraint": "nonneg"},
+                                {"recurrent_constraint": "nonneg"},
                                 {"activity_regularizer": "l1"}])
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
 def test_unsupported_options(cls, kw):

@@ -9,6 +9,7 @@
 
 #include "neuraxis/kernels.hpp"
 #include "neuraxis/network.hpp"
+#include "neuraxis/optimizers_extra.hpp"
 #include "neuraxis/threads.hpp"
 
 namespace py = pybind11;
@@ -198,8 +199,14 @@ struct PyNetwork {
     OptState<T> state(const OptConfig& opt, const py::list& m, const py::list& v) const {
         OptState<T> st;
         st.m = param_ptrs(*net, m, "optimizer state m");
-        if (opt.kind == "adam" || (opt.kind == "rmsprop" && v.size() > 0))
+        // v holds a second slot per parameter, or a second then a third (Keras's options)
+        const std::size_t np = net->param_sizes().size();
+        if (v.size() == 2 * np && np > 0) {
+            st.v = param_ptrs(*net, py::list(v[py::slice(0, np, 1)]), "optimizer state v");
+            st.s = param_ptrs(*net, py::list(v[py::slice(np, 2 * np, 1)]), "optimizer state s");
+        } else if (v.size() > 0 || opt.kind == "adam") {
             st.v = param_ptrs(*net, v, "optimizer state v");
+        }
         return st;
     }
 
@@ -808,7 +815,24 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("momentum", &OptConfig::momentum)
         .def_readwrite("nesterov", &OptConfig::nesterov)
         .def_readwrite("rho", &OptConfig::rho)
-        .def_readwrite("t", &OptConfig::t);
+        .def_readwrite("t", &OptConfig::t)
+        .def_readwrite("schedule", &OptConfig::schedule)
+        .def_readwrite("schedule_args", &OptConfig::schedule_args)
+        .def_readwrite("schedule_boundaries", &OptConfig::schedule_boundaries)
+        .def_readwrite("schedule_values", &OptConfig::schedule_values)
+        .def_readwrite("clipnorm", &OptConfig::clipnorm)
+        .def_readwrite("clipvalue", &OptConfig::clipvalue)
+        .def_readwrite("global_clipnorm", &OptConfig::global_clipnorm)
+        .def_readwrite("weight_decay", &OptConfig::weight_decay)
+        .def_readwrite("amsgrad", &OptConfig::amsgrad)
+        .def_readwrite("centered", &OptConfig::centered)
+        .def_readwrite("u_product", &OptConfig::u_product)
+        .def_readwrite("reg_l1", &OptConfig::reg_l1)
+        .def_readwrite("reg_l2", &OptConfig::reg_l2)
+        .def_readwrite("no_decay", &OptConfig::no_decay)
+        .def_readonly("last_lr", &OptConfig::last_lr);
+    m.def("scheduled_lr", &scheduled_lr, py::arg("opt"), py::arg("step"),
+          "The learning rate of opt's schedule at `step` (the engine's own formula).");
 
     bind_network<float>(m, "Network32");
     bind_network<double>(m, "Network64");

@@ -22,7 +22,7 @@ import numpy as np
 from ._locks import serialized
 from . import callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
 from . import metrics as metrics_mod, optimizers as optimizers_mod, saving
-from ._keras import data, session, specs, streams, trainer
+from ._keras import data, penalties, session, specs, streams, trainer
 from ._keras.progbar import Progbar
 from ._keras.summary import print_summary
 from ._keras.utils import (check_input_shape, check_weight_list, normalize_shape,
@@ -404,8 +404,8 @@ class Sequential(Model):
         net, params = specs.network(self, plan.engine_loss, X)
         if self._running.names != plan.names:
             self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
-        self._running.add(net.evaluate(params, X, plan.Y, sw, max(len(X), 1),
-                                       plan.engine_metrics))
+        self._running.add(penalties.add_penalty(self, net.evaluate(
+            params, X, plan.Y, sw, max(len(X), 1), plan.engine_metrics)))
         return self._results(return_dict)
 
     def reset_metrics(self):

@@ -28,12 +28,23 @@ struct OptConfig {
     bool nesterov = true;
     double rho = 0.9;
     std::int64_t t = 0;  // steps taken
+    // Keras's options (optimizers_extra.hpp); the defaults leave them off.
+    std::string schedule;  // "" (constant learning_rate) or a schedule's name
+    std::vector<double> schedule_args, schedule_boundaries, schedule_values;
+    double clipnorm = 0.0, clipvalue = 0.0, global_clipnorm = 0.0, weight_decay = 0.0;
+    bool amsgrad = false, centered = false;
+    double u_product = 1.0;  // Nadam's running product of momentum factors
+    std::vector<double> reg_l1, reg_l2;  // per parameter (empty: no penalty)
+    std::vector<int> no_decay;           // per parameter: 1 = excluded from weight_decay
+    double last_lr = 0.0;     // out: the learning rate of the last step taken
 };
+struct StepScalars;
 
 template <class T>
 struct OptState {
     // adam: m, v; sgd: velocity in m; rmsprop: mean squares in m, momentum in v (optional)
-    std::vector<T*> m, v;
+    // s: a third slot (Adam's amsgrad maxima, centered RMSprop's mean gradients)
+    std::vector<T*> m, v, s;
 };
 
 // n rows of inputs (n x prod(input shape)), targets (n x prod(output shape)),
@@ -140,6 +151,12 @@ class Network {
     double step_param(int t, int T_, std::size_t p, const std::vector<T*>& params, OptConfig& opt,
                       OptState<T>& state, const std::vector<T*>& grads, const Data<T>& batch,
                       double lr_t, double reg, bool want_sq);
+    // Keras's step (optimizer_step.cpp): thread t sums its slice of every gradient,
+    // adds the penalty's gradient, writes its sums of squares to sq[t * P + p] and
+    // penalty to pen[t]; after a barrier, clips and applies the update.
+    void keras_step(int t, int T_, const std::vector<T*>& params, const OptConfig& opt,
+                    const StepScalars& s, OptState<T>& state, const std::vector<T*>& grads,
+                    const Data<T>& batch, double* sq, double* pen);
     int threads_for_rows(idx rows, double passes) const;
     double sum_sq_weights(const std::vector<T*>& params, bool frozen_only) const;
     void reserve(idx batch);

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "neuraxis/optimizers_extra.hpp"
 #include "neuraxis/threads.hpp"
 
 namespace neuraxis {
@@ -533,6 +534,9 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
         throw ValueError("optimizer state does not match the parameters");
     if (rms && opt.momentum != 0.0 && state.v.empty())
         throw ValueError("RMSprop with momentum needs a momentum buffer per parameter (v)");
+    const bool keras = needs_keras_step(opt);
+    if (keras) check_keras_state(opt, state.m.size(), state.v.size(), state.s.size(),
+                                 params.size());
     BatchTotals tot;
     const std::size_t nmet = metric_slots(metrics);
     tot.metric_sums.assign(nmet, 0.0);
@@ -553,6 +557,7 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
     ensure_threads(max_nt);
     std::vector<double> part_loss(max_nt), part_sq(max_nt);
     std::vector<std::vector<double>> part_met(max_nt, std::vector<double>(nmet));
+    std::vector<double> ksq(keras ? max_nt * params.size() : 0), kpen(keras ? max_nt : 0);
 
     for (idx b = std::max<idx>(first, 0); b < last; ++b) {
         const idx start = b * batch, m = std::min(batch, n - start);
@@ -571,11 +576,15 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
         const double scale = reduction_ == Reduction::weights ? 1.0 / sw_sum : 1.0 / double(m);
         // The L2 gradient alpha/sw_sum * W is added inside the step (kernels only).
         const double reg = alpha != 0.0 ? alpha / sw_sum : 0.0;
+        const double lr = scheduled_lr(opt, opt.t);  // Keras: at iterations before the step
+        opt.last_lr = lr;
         opt.t += 1;
-        double lr_t = opt.learning_rate;
+        double lr_t = lr;
         if (adam)
-            lr_t = opt.learning_rate * std::sqrt(1.0 - std::pow(opt.beta_2, double(opt.t))) /
+            lr_t = lr * std::sqrt(1.0 - std::pow(opt.beta_2, double(opt.t))) /
                    (1.0 - std::pow(opt.beta_1, double(opt.t)));
+        StepScalars ks;
+        if (keras) ks = step_scalars(opt, lr);
         const int nt = std::min(max_nt, threads_for_rows(m, 3.0));
         int started = 1;
 
@@ -628,6 +637,9 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
                                      part_met[t].data(), from);
 #pragma omp barrier
             double sq = 0.0;
+            if (keras)
+                keras_step(t, T_, params, opt, ks, state, grads, bd, ksq.data(), kpen.data());
+            else
             for (std::size_t p = 0; p < params.size(); ++p) {
                 if (!pspec_[p].trainable) continue;  // frozen: weights and state untouched
                 const bool decay = pspec_[p].decay;
@@ -659,6 +671,8 @@ BatchTotals Network<T>::train_batches(const std::vector<T*>& params, OptConfig& 
                                       ? (sw_sum != 0 ? 1.0 / sw_sum : 0.0)
                                       : 1.0 / double(m));
         if (alpha != 0.0) batch_loss += 0.5 * alpha * sumsq / sw_sum;
+        if (keras)  // Keras adds the layers' penalties to the batch's loss
+            for (int t = 0; t < started; ++t) batch_loss += kpen[t];
         sumsq = new_sumsq;
         tot.loss_sum += batch_loss * double(m);
         tot.rows += m;

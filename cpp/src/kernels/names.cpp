@@ -37,7 +37,8 @@ const std::pair<const char*, Metric> kMetrics[] = {
     {"confusion", Metric::confusion},
     {"fbeta", Metric::fbeta}};
 
-const char* const kOptimizers[] = {"sgd", "adam", "rmsprop"};
+const char* const kOptimizers[] = {"sgd",     "adam",     "rmsprop", "adagrad",
+                                   "adadelta", "adamax", "nadam"};
 const char* const kLayers[] = {"dense",   "activation", "dropout",   "flatten",
                                "reshape", "conv2d",     "max_pool2d", "avg_pool2d",
                                // 1-D, global and spatial layers (layers/conv.cpp, spatial.cpp)

@@ -87,7 +87,7 @@ def write_model(model, filepath, overwrite, version):
     opt = model.optimizer
     if model.compiled and opt is not None and opt.built:
         config["optimizer_state"] = {"iterations": int(opt.iterations), "m": len(opt._m),
-                                     "v": len(opt._v)}
+                                     "v": len(opt._v), **opt._scalar_state()}
         entries += [(f"optimizer/m/{i}.npy", _npy_bytes(a)) for i, a in enumerate(opt._m)]
         entries += [(f"optimizer/v/{i}.npy", _npy_bytes(a)) for i, a in enumerate(opt._v)]
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "neuraxis_version": version,
@@ -224,6 +224,7 @@ def _restore_compile(model, cc, state, ar, compile_model):
     for i, a in enumerate(opt._v):
         a[...] = ar.array(f"optimizer/v/{i}.npy", a)
     opt.iterations = it
+    opt._load_scalar_state(state)  # Nadam's u_product
 
 
 def write_weights(model, filepath, overwrite):

@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from . import data, trainer
+from . import data, penalties, trainer
 from .progbar import Progbar
 from .specs import check_inputs, network, output_shape
 from .utils import user_stacklevel
@@ -357,8 +357,9 @@ def evaluate(model, it, bar=None):
         X, plan, sw = prepared(model, batch, "evaluate")
         net, params = network(model, plan.engine_loss, X)
         if running is None:
-            running = trainer.Running(plan.names, plan.weighted)
-        running.add(net.evaluate(params, X, plan.Y, sw, len(X), plan.engine_metrics))
+            running = trainer.Running(plan.names, plan.weighted, plan.streams)
+        running.add(penalties.add_penalty(model, net.evaluate(params, X, plan.Y, sw, len(X),
+                                                              plan.engine_metrics)))
         done = step + 1
         if bar is not None:
             bar.update(done, list(running.logs().items()), finalize=False)
@@ -448,7 +449,8 @@ def fit(model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, vali
                 net, params = network(model, plan.engine_loss, X)
                 model.optimizer.build(params, trainable=net.param_trainable)
                 if running is None:
-                    running = model._running = trainer.Running(plan.names, plan.weighted)
+                    running = model._running = trainer.Running(plan.names, plan.weighted,
+                                                               plan.streams)
                 running.add(trainer.train_chunk(model, net, params, X, plan.Y, sw, None, len(X),
                                                 0, 1, plan.engine_metrics,
                                                 batch_seed(seed, step)))
@@ -469,7 +471,7 @@ def fit(model, x, y, sample_weight, batch_size, epochs, verbose, callbacks, vali
                     vr = trainer.evaluate_arrays(
                         model, vnet, params, Xv, vplan.Y, swv,
                         data.batch_size(validation_batch_size, data.batch_size(batch_size)),
-                        vplan.names, vplan.engine_metrics)
+                        vplan.names, vplan.engine_metrics, streams=vplan.streams)
                 logs.update({"val_" + k: v for k, v in vr.logs().items()})
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:

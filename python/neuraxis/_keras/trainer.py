@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import data, session
+from . import data, penalties, session
 from .progbar import Progbar
 from .specs import check_inputs, network, output_shape
 
@@ -138,6 +138,11 @@ def train_chunk(model, net, params, X, Y, sw, perm, bs, first, count, metrics, s
     """One engine call; the optimizer's step count is read back even if it is interrupted."""
     opt = model.optimizer
     cfg = opt._engine_config()
+    l1, l2 = penalties.engine_penalties(model)
+    if l1 is not None:  # the layers' regularizers: added to the loss and gradients
+        cfg.reg_l1, cfg.reg_l2 = l1, l2
+    if opt._excludes_weight_decay():
+        cfg.no_decay = opt._no_decay_flags(params, penalties.weight_names(model))
     try:
         return net.train_batches(params, cfg, opt._m, opt._v, X, Y, sw, perm, bs, first, count,
                                  metrics, seed)
@@ -200,7 +205,7 @@ def evaluate_arrays(model, net, params, X, Y, sw, bs, metric_names, engine_metri
     numbers never depend on `verbose`; the bar is drawn when done."""
     running = Running(metric_names, [e.startswith("weighted:") for e in engine_metrics],
                       streams)
-    running.add(net.evaluate(params, X, Y, sw, bs, engine_metrics))
+    running.add(penalties.add_penalty(model, net.evaluate(params, X, Y, sw, bs, engine_metrics)))
     if bar is not None:
         bar.update(bar.target, list(running.logs().items()), finalize=True)
     return running

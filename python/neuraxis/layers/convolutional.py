@@ -10,7 +10,7 @@ The helpers here are shared with the pooling and reshaping layers.
 """
 import numbers
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from ._base import KernelBiasLayer
 from .core import _none_only
 
@@ -134,8 +134,9 @@ class _Conv(KernelBiasLayer):
             raise ValueError("`strides > 1` not supported in conjunction with `dilation_rate > "
                              f"1`. Received: strides={self.strides} and "
                              f"dilation_rate={self.dilation_rate}")
-        _none_only(kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                   kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        _none_only(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -169,7 +170,8 @@ class _Conv(KernelBiasLayer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": None, "bias_regularizer": None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
 
     def _engine_spec(self):

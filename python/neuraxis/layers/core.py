@@ -5,7 +5,7 @@ only change the logical shape: their engine layers alias their input (no copy).
 """
 import math
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from .._keras import session
 from .._keras.utils import check_input_shape
 from ._base import KernelBiasLayer, Layer, normalize_shape
@@ -110,9 +110,10 @@ class Dense(KernelBiasLayer):
             if not (isinstance(units, float) and units.is_integer() and units > 0):
                 raise ValueError("Received an invalid value for `units`, expected a positive "
                                  f"integer. Received: units={units!r}")
-        _none_only(kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                   kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+        _none_only(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
                    lora_rank=lora_rank, quantization_config=quantization_config)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -134,7 +135,8 @@ class Dense(KernelBiasLayer):
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": None, "bias_regularizer": None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "kernel_constraint": None, "bias_constraint": None}
 
     def _engine_spec(self):

@@ -9,7 +9,6 @@ length of the data it is given, as for the recurrent layers.
 
 `mask_zero=True`: id 0 is padding, which the recurrent layers after it skip (Keras's
 mask; other layers that would use the mask raise NotImplementedError). Not supported yet:
-regularizers,
 constraints, LoRA and quantization.
 """
 import numbers
@@ -17,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._keras.utils import user_stacklevel
 from ._base import Layer
 from .core import _none_only
@@ -57,8 +56,8 @@ class Embedding(Layer):
             warnings.warn("Argument `input_length` is deprecated. Just remove it.",
                           stacklevel=user_stacklevel())
         super().__init__(**kwargs)
-        _none_only(embeddings_regularizer=embeddings_regularizer,
-                   embeddings_constraint=embeddings_constraint, lora_rank=lora_rank,
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        _none_only(embeddings_constraint=embeddings_constraint, lora_rank=lora_rank,
                    lora_alpha=lora_alpha, quantization_config=quantization_config)
         if input_dim > _MAX_INPUT_DIM:
             raise NotImplementedError(f"input_dim={input_dim} is too large: ids reach the "
@@ -93,7 +92,8 @@ class Embedding(Layer):
         return {**super().get_config(), "input_dim": self.input_dim,
                 "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
-                "embeddings_regularizer": None, "activity_regularizer": None,
+                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+                "activity_regularizer": None,
                 "embeddings_constraint": None, "mask_zero": self.mask_zero,
                 "quantization_config": None}
 

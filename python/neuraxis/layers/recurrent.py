@@ -21,7 +21,7 @@ import numbers
 
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from ._base import Layer
 from .convolutional import check_rank
 from .core import _none_only
@@ -62,9 +62,10 @@ class _RNN(Layer):
                  **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = _check_units(units)
-        _none_only(kernel_regularizer=kernel_regularizer,
-                   recurrent_regularizer=recurrent_regularizer,
-                   bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        _none_only(kernel_constraint=kernel_constraint,
                    recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
         self.dropout = _rate(dropout, "dropout")
         self.recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout")
@@ -145,12 +146,13 @@ class _RNN(Layer):
         config["use_bias"] = self.use_bias
         return config
 
-    _TAIL = {"kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
-             "activity_regularizer": None, "kernel_constraint": None,
+    _TAIL = {"activity_regularizer": None, "kernel_constraint": None,
              "recurrent_constraint": None, "bias_constraint": None}
 
     def get_config(self):
-        return {**self._head_config(), **self._init_configs(), **self._TAIL,
+        regs = {k: regularizers.serialize(getattr(self, k)) for k in
+                ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer")}
+        return {**self._head_config(), **self._init_configs(), **regs, **self._TAIL,
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
 
     def _engine_spec(self):
