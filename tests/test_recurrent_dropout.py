@@ -2,6 +2,11 @@
 its steps, on the inputs and on h_{t-1}): the training gradient against central finite
 differences of the training-mode objective with the same masks (same seed), inference
 without masks, and the masks' independence of the thread split."""
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -11,6 +16,7 @@ from neuraxis import _core, ops
 
 import reference as ref
 import reference_rnn as rr
+from real_keras import needs_keras
 
 CASES = [("simple_rnn", dict(dropout=0.3, recurrent_dropout=0.4)),
          ("lstm", dict(dropout=0.3, recurrent_dropout=0.4)),
@@ -245,3 +251,99 @@ def test_gru_reset_before_recurrent_dropout_forward_matches_numpy(seq, back):
                              reset_after=False)
     assert_allclose(net.predict(params, X, training=True, seed=seed)[0].reshape(n, -1),
                     h.reshape(n, -1), rtol=1e-12, atol=1e-12)
+
+
+KERAS_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import keras
+    d = dict(np.load(sys.argv[1]))
+    out = {}
+    for name, cls, kw in [("simple_rnn", keras.layers.SimpleRNN, {}),
+                          ("lstm", keras.layers.LSTM, {}),
+                          ("gru", keras.layers.GRU, {}),
+                          ("gru_before", keras.layers.GRU, {"reset_after": False})]:
+        layer = cls(4, dropout=0.2, recurrent_dropout=0.4, return_sequences=True, **kw)
+        model = keras.Sequential([keras.Input((6, 3)), keras.layers.Masking(), layer])
+        layer.set_weights([d[f"{name}_w{j}"] for j in range(3)])
+        # Keras's own masks replaced by the engine's (one per gate in implementation 1)
+        count = getattr(layer.cell, "dropout_mask_count", None)
+        mx, mh = (keras.ops.convert_to_tensor(d[k]) for k in ("mx", "mh"))
+        layer.cell.get_dropout_mask = lambda _, m=mx: [m] * count if count else m
+        layer.cell.get_recurrent_dropout_mask = lambda _, m=mh: [m] * count if count else m
+        out[name] = keras.ops.convert_to_numpy(model(d["x"], training=True))
+        out[name + "_inference"] = keras.ops.convert_to_numpy(model(d["x"], training=False))
+    np.savez(sys.argv[2], **out)
+""")
+
+
+@needs_keras
+def test_training_forward_with_a_step_mask_equals_keras(tmp_path):
+    # real Keras 3 (torch) in training mode with the engine's dropout masks patched into its
+    # cells: the same outputs, so the same semantics of dropout, recurrent dropout and masking
+    rng = np.random.default_rng(8)
+    n, T, F, u, seed = 7, 6, 3, 4, 2024
+    X, mask = padded_batch(rng, n, T, F)
+    mx, mh = engine_masks(seed, 1, n, F, u, 0.2, 0.4)
+    arrays = {"x": X.astype(np.float32), "mx": mx.astype(np.float32),
+              "mh": mh.astype(np.float32)}
+    nets = {}
+    for name, kind, kw in [("simple_rnn", "simple_rnn", {}), ("lstm", "lstm", {}),
+                           ("gru", "gru", {}), ("gru_before", "gru", {"reset_after": False})]:
+        net = _core.Network64([T, F], [{"kind": "masking", "mask_value": 0.0},
+                                       {"kind": kind, "units": u, "use_mask": True,
+                                        "return_sequences": True, "dropout": 0.2,
+                                        "recurrent_dropout": 0.4, **kw}], "mse", "batch_size")
+        params = [rng.normal(size=s).astype(np.float32) * 0.5 for s in net.param_shapes]
+        nets[name] = net, [p.astype(np.float64) for p in params]
+        arrays.update({f"{name}_w{j}": p for j, p in enumerate(params)})
+    np.savez(tmp_path / "in.npz", **arrays)
+    run = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(tmp_path / "in.npz"),
+                          str(tmp_path / "out.npz")], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, KERAS_BACKEND="torch"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    theirs = np.load(tmp_path / "out.npz")
+    x = arrays["x"].astype(np.float64)
+    for name, (net, params) in nets.items():
+        ours = net.predict(params, x, training=True, seed=seed)[0].reshape(n, T, u)
+        assert_allclose(ours, theirs[name], rtol=1e-5, atol=1e-5, err_msg=name)
+        assert_allclose(net.predict(params, x)[0].reshape(n, T, u), theirs[name + "_inference"],
+                        rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("kind,kw", [("lstm", {}), ("gru", {"reset_after": False})])
+def test_bidirectional_with_a_step_mask_and_recurrent_dropout(kind, kw):
+    # the two directions draw their own masks (the backward one keyed index + 2**20)
+    rng = np.random.default_rng(9)
+    n, T, F, u, seed = 6, 5, 2, 3, 77
+    net = _core.Network64([T, F], [{"kind": "masking"},
+                                   {"kind": "bidirectional", "layer": kind, "units": u,
+                                    "use_mask": True, "return_sequences": True,
+                                    "merge_mode": "concat", "dropout": 0.2,
+                                    "recurrent_dropout": 0.4, **kw},
+                                   {"kind": "flatten"}, {"kind": "dense", "units": 2}],
+                          "mse", "batch_size")
+    params = [rng.normal(size=s) * 0.5 for s in net.param_shapes]
+    X, mask = padded_batch(rng, n, T, F)
+    Y = rng.normal(size=(n, 2))
+    k = (len(params) - 2) // 2
+    yf = keras_cell_reference(kind, X, params[:k], mask, *engine_masks(seed, 1, n, F, u, 0.2, 0.4),
+                              seq=True, **kw)
+    yb = keras_cell_reference(kind, X, params[k:2 * k], mask,
+                              *engine_masks(seed, 1 + (1 << 20), n, F, u, 0.2, 0.4), seq=True,
+                              back=True, **kw)[:, ::-1]
+    want = np.concatenate([yf, yb], -1).reshape(n, -1) @ params[-2] + params[-1]
+    assert_allclose(net.predict(params, X, training=True, seed=seed)[0], want, rtol=1e-12,
+                    atol=1e-12)
+
+    def objective(ps):
+        return np.mean((net.predict(ps, X, training=True, seed=seed)[0] - Y) ** 2)
+
+    after = sgd_step(net, params, X, Y, seed)
+    for i, p in enumerate(params):
+        def f(a, i=i):
+            ps = list(params)
+            ps[i] = a
+            return objective(ps)
+        assert_allclose(p - after[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8,
+                        err_msg=f"param {i}")

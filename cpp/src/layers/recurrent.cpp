@@ -390,7 +390,8 @@ class Recurrent final : public Layer<T> {
                     }
                 });
             }
-            if (mh && !Hk && cell_ != Cell::gru)  // recurrent dropout (simple_rnn, lstm): H keeps h_s masked
+            // recurrent dropout (simple_rnn, lstm): H keeps h_s masked
+            if (mh && !Hk && cell_ != Cell::gru)
                 for (idx i = 0; i < m; ++i)
                     for (idx j = 0; j < u_; ++j) Hn[i * u_ + j] *= mh[i * u_ + j];
             if (cell_ == Cell::gru && !reset_after_) {
@@ -480,9 +481,11 @@ class Recurrent final : public Layer<T> {
             const idx cols = cell_ == Cell::gru && !reset_after_ ? 2 * u_ : G_;
             gemm1(false, true, int(m), int(u_), int(cols), T(1), DR + o * G_, int(G_), U, int(G_),
                   T(1), dh, int(u_));
-            if (mh && !mk)  // through the masked h_{s-1} (simple_rnn / lstm: dh held only this part)
+            // through the masked h_{s-1} (simple_rnn / lstm: dh held only this part); a
+            // masked step's row passed dh through, unmasked
+            if (mh && !mk)
                 for (idx e = 0; e < m * u_; ++e) dh[e] *= mh[e];
-            else if (mh)  // a masked step's row passed dh through unmasked
+            else if (mh)
                 for (idx i = 0; i < m; ++i)
                     if (mk[i * T_ + t])
                         for (idx j = 0; j < u_; ++j) dh[i * u_ + j] *= mh[i * u_ + j];
