@@ -1,7 +1,11 @@
 """Dropout in the recurrent engine layers (Keras's RNN dropout: one mask per sequence for all
 its steps, on the inputs and on h_{t-1}): the training gradient against central finite
 differences of the training-mode objective with the same masks (same seed), inference
-without masks, and the masks' independence of the thread split."""
+without masks, and the masks' independence of the thread split. Together with a step mask
+(a masked step keeps the true state and repeats the last output) and for GRU
+reset_after=False: the training forward against a NumPy loop of Keras's cells with the
+engine's masks (ops.dropout_mask), against real Keras 3 (torch, in a subprocess) with those
+masks patched into its cells, and the gradient against finite differences."""
 import os
 import subprocess
 import sys
