@@ -307,3 +307,14 @@ def test_hostile_model_files_get_value_errors(tmp_path, ext):
         _rewrite_zip(good, bad, **how)
         with pytest.raises(ValueError, match=match):
             load_model(bad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda O: O.Adam(beta_1=float("nan")), lambda O: O.Adam(beta_2=2),
+    lambda O: O.RMSprop(rho=float("nan")), lambda O: O.Adam(epsilon=-1.0),
+    lambda O: O.Nadam(beta_1=-0.1), lambda O: O.Adadelta(rho=1.5),
+    lambda O: O.Adamax(epsilon=float("inf")), lambda O: O.AdamW(beta_2=float("nan"))])
+def test_optimizer_arguments_that_would_give_nan_weights_are_value_errors(make):
+    from neuraxis import optimizers
+    with pytest.raises(ValueError, match="must be a"):
+        make(optimizers)

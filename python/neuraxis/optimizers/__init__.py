@@ -43,6 +43,21 @@ def _optional_float(name, value):
     return float(value)
 
 
+def _unit(name, value):
+    """A decay rate in [0, 1] (beta_1, beta_2, rho): NaN or 2 would only make NaN weights."""
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"`{name}` must be a float between [0, 1], got {value!r}")
+    return v
+
+
+def _nonnegative(name, value):
+    v = float(value)
+    if not (np.isfinite(v) and v >= 0.0):
+        raise ValueError(f"`{name}` must be a finite float >= 0, got {value!r}")
+    return v
+
+
 class Optimizer:
     """Base class: learning rate (or schedule), clipping, weight decay, step count, slots."""
 
@@ -295,7 +310,8 @@ class Adam(Optimizer):
                  global_clipnorm=None, name="adam", **kwargs):
         super().__init__(learning_rate, name, weight_decay, clipnorm, clipvalue,
                          global_clipnorm, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2 = _unit("beta_1", beta_1), _unit("beta_2", beta_2)
+        self.epsilon = _nonnegative("epsilon", epsilon)
         self.amsgrad = bool(amsgrad)
 
     @property
@@ -352,7 +368,7 @@ class RMSprop(Optimizer):
                          global_clipnorm, **kwargs)
         if not isinstance(momentum, (int, float)) or momentum < 0:
             raise ValueError(f"`momentum` must be a float >= 0, got {momentum!r}")
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self.rho, self.epsilon = _unit("rho", rho), _nonnegative("epsilon", epsilon)
         self.momentum, self.centered = float(momentum), bool(centered)
 
     @property
@@ -388,7 +404,7 @@ class Adagrad(Optimizer):
         super().__init__(learning_rate, name, weight_decay, clipnorm, clipvalue,
                          global_clipnorm, **kwargs)
         self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.epsilon = _nonnegative("epsilon", epsilon)
 
     def _slot_init(self, slot):
         return self.initial_accumulator_value
@@ -420,7 +436,7 @@ class Adadelta(Optimizer):
                  **kwargs):
         super().__init__(learning_rate, name, weight_decay, clipnorm, clipvalue,
                          global_clipnorm, **kwargs)
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self.rho, self.epsilon = _unit("rho", rho), _nonnegative("epsilon", epsilon)
 
     def _fill(self, c):
         c.rho, c.epsilon = self.rho, self.epsilon
@@ -447,7 +463,8 @@ class Adamax(Optimizer):
                  name="adamax", **kwargs):
         super().__init__(learning_rate, name, weight_decay, clipnorm, clipvalue,
                          global_clipnorm, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2 = _unit("beta_1", beta_1), _unit("beta_2", beta_2)
+        self.epsilon = _nonnegative("epsilon", epsilon)
 
     def _fill(self, c):
         c.beta_1, c.beta_2, c.epsilon = self.beta_1, self.beta_2, self.epsilon
