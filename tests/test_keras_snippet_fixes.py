@@ -124,3 +124,30 @@ def test_serialized_model_without_build_configs_still_loads(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     again = nx.models.model_from_json(model.to_json())
     assert json.dumps(again.get_config()) == json.dumps(model.get_config())
+
+
+def test_train_and_test_on_batch_report_each_batch_alone():
+    """Keras 3 resets the metrics at every train_on_batch / test_on_batch call: each returns
+    its own batch's loss (before the step, for train_on_batch) and accuracy, in NumPy here."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(24, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 24)
+    model = nx.Sequential([nx.Input((5,)), nx.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=nx.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+    def numpy_loss_acc(xb, yb):
+        W, b = (w.astype(np.float64) for w in model.get_weights())
+        z = xb @ W + b
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        return -np.log(p[np.arange(len(yb)), yb]).mean(), (p.argmax(1) == yb).mean()
+
+    for i in range(0, 24, 8):
+        want = numpy_loss_acc(x[i:i + 8], y[i:i + 8])
+        np.testing.assert_allclose(model.train_on_batch(x[i:i + 8], y[i:i + 8]), want,
+                                   rtol=1e-5)
+    for i in (16, 0):
+        want = numpy_loss_acc(x[i:i + 8], y[i:i + 8])
+        got = model.test_on_batch(x[i:i + 8], y[i:i + 8], return_dict=True)
+        np.testing.assert_allclose([got["loss"], got["accuracy"]], want, rtol=1e-5)

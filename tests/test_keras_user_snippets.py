@@ -114,6 +114,7 @@ snippet("mnist_convnet_summary", numeric=["pred"])("""
     history = model.fit(x, y, batch_size=2, epochs=1, validation_split=0.5, verbose=0)
     print(json.dumps({
         "totals": re.findall(r"(Total|Trainable|Non-trainable) params: ([\\d,]+)", text),
+        "summary": text.splitlines(),  # the whole table, character for character
         "layer_params": [layer.count_params() for layer in model.layers],
         "output_shape": model.output_shape,
         "layer_outputs": [list(layer.output.shape) for layer in model.layers],
@@ -711,6 +712,61 @@ snippet("classic_mistakes")("""
     out["bad_extension"] = error(lambda: model.save("model.pkl"))
     out["metrics_not_list"] = error(lambda: model.compile(loss="mse", metrics="mae"))
     print(json.dumps(out))
+""")
+
+
+# a hand-written loop over batches (train_on_batch / test_on_batch / predict_on_batch)
+snippet("train_on_batch_loop", numeric=["losses", "test", "pred"])("""
+    import keras
+    import json
+    import numpy as np
+
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=(32, 6)).astype("float32")
+    y = rng.integers(0, 2, (32, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype("float32")
+                       for w in model.get_weights()])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    losses = []
+    for epoch in range(2):
+        for i in range(0, 32, 8):
+            losses.append(model.train_on_batch(x[i:i + 8], y[i:i + 8]))
+    print(json.dumps({
+        "losses": losses, "test": model.test_on_batch(x, y, return_dict=True),
+        "pred": model.predict_on_batch(x[:3]).tolist(),
+        "iterations": int(model.optimizer.iterations),
+    }, default=float))
+""")
+
+# LearningRateScheduler and LambdaCallback, Sequential.pop() / add() (keras.io API pages)
+snippet("scheduler_lambda_pop", numeric=["lr"])("""
+    import keras
+    import json
+    import numpy as np
+
+    def scheduler(epoch, lr):
+        if epoch < 2:
+            return lr
+        return lr * 0.5
+
+    seen = []
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    rng = np.random.default_rng(18)
+    x, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 1))
+    history = model.fit(x, y, epochs=4, verbose=0, callbacks=[
+        keras.callbacks.LearningRateScheduler(scheduler),
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))])
+    model.pop()
+    model.add(keras.layers.Dense(2, activation="softmax", name="head"))
+    print(json.dumps({
+        "history_keys": sorted(history.history), "lr": history.history["learning_rate"],
+        "seen": seen, "layers": [layer.name for layer in model.layers],
+        "output_shape": model.output_shape, "count_params": model.count_params(),
+    }))
 """)
 
 

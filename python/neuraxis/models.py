@@ -394,12 +394,12 @@ class Sequential(Model):
     @serialized
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
-        """One optimizer step on (x, y) as a single batch; returns the running metrics."""
+        """One optimizer step on (x, y) as a single batch; returns this batch's loss and
+        metrics (Keras 3 resets the metrics at every call)."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, class_weight, "train_on_batch")
         net, params = specs.network(self, plan.engine_loss, X)
         self.optimizer.build(params, trainable=net.param_trainable)
-        if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
+        self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
         res = trainer.train_chunk(self, net, params, X, plan.Y, sw, None, len(X), 0, 1,
                                   plan.engine_metrics, trainer.dropout_seed(self))
         self._running.add(res)
@@ -407,11 +407,10 @@ class Sequential(Model):
 
     @serialized
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """Loss and metrics on one batch, accumulated like Keras's metric state."""
+        """Loss and metrics on one batch (the metrics reset first, as Keras 3)."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")
         net, params = specs.network(self, plan.engine_loss, X)
-        if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
+        self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
         self._running.add(penalties.add_penalty(self, net.evaluate(
             params, X, plan.Y, sw, max(len(X), 1), plan.engine_metrics)))
         return self._results(return_dict)
