@@ -20,6 +20,7 @@ from numpy.testing import assert_allclose
 
 from neuraxis import layers as L
 from neuraxis.models import Sequential, load_model, model_from_json
+from neuraxis import optimizers
 from neuraxis.optimizers import SGD, Adam, RMSprop
 from neuraxis.utils import set_random_seed
 
@@ -39,6 +40,18 @@ def _data(rng):
         "zoo": (rng.normal(size=(N, 10, 10, 1)).astype(np.float32), None),
         "rnn": (rng.normal(size=(N, 6, 2)).astype(np.float32), None),
     }
+
+
+# The MLP again with each other optimizer (and options): their slots in Keras's order.
+OPTIMIZERS = {"nadam": "O.Nadam(0.01)", "amsgrad": "O.Adam(0.01, amsgrad=True)",
+              "centered": "O.RMSprop(0.005, momentum=0.5, centered=True)",
+              "adagrad": "O.Adagrad(0.05)", "adadelta": "O.Adadelta(1.0)",
+              "adamax": "O.Adamax(0.01)", "adamw": "O.AdamW(0.01, weight_decay=0.01)",
+              "schedule": "O.Adam(O.schedules.ExponentialDecay(0.01, 4, 0.5))"}
+
+
+def _with_optimizer_variants(data):
+    return {**data, **{f"mlp_{k}": data["mlp"] for k in OPTIMIZERS}}
 
 
 # The same architectures, in neuraxis and in Keras code (for Keras's own files).
@@ -67,6 +80,10 @@ def _ours():
         "rnn": (Sequential([L.Input((6, 2)), L.Masking(0.0), L.SimpleRNN(3, return_sequences=True),
                             L.Bidirectional(L.LSTM(2), merge_mode="sum"), L.Dense(2)]),
                 None, None),
+        **{f"mlp_{k}": (Sequential([L.Input((6,)), L.Dense(16, activation="relu"),
+                                    L.Dense(3, activation="softmax")]),
+                        eval(expr, {"O": optimizers}), "categorical_crossentropy")
+           for k, expr in OPTIMIZERS.items()},
     }
 
 
@@ -101,6 +118,10 @@ def keras_models():
                                   L.SimpleRNN(3, return_sequences=True),
                                   L.Bidirectional(L.LSTM(2), merge_mode="sum"), L.Dense(2)]),
                 None, None),
+        **{f"mlp_{k}": (keras.Sequential([keras.Input((6,)), L.Dense(16, activation="relu"),
+                                          L.Dense(3, activation="softmax")]),
+                        eval(expr, {"O": keras.optimizers}), "categorical_crossentropy")
+           for k, expr in OPTIMIZERS.items()},
     }
 """
 
@@ -114,6 +135,7 @@ keras.utils.set_random_seed(3)
 d = sys.argv[1]
 data = np.load(os.path.join(d, "data.npz"))
 out = {}
+OPTIMIZERS = """ + repr(OPTIMIZERS) + """
 """ + KERAS_MODELS + """
 for name, (km, opt, loss) in keras_models().items():
     x = data[name + "_x"]
@@ -152,7 +174,7 @@ def exchange(tmp_path_factory):
     d = tmp_path_factory.mktemp("exchange")
     set_random_seed(0)
     rng = np.random.default_rng(0)
-    data = _data(rng)
+    data = _with_optimizer_variants(_data(rng))
     ours = {}
     with pytest.warns(UserWarning, match="input_shape"):  # the lecture's LSTM(input_shape=)
         models = _ours()
@@ -175,7 +197,11 @@ def exchange(tmp_path_factory):
 
 
 NAMES = ["mlp", "cnn", "lstm", "mix", "zoo", "rnn"]
-TRAINED = ["mlp", "cnn", "lstm", "mix"]
+TRAINED = ["mlp", "cnn", "lstm", "mix"] + [f"mlp_{k}" for k in OPTIMIZERS]
+OPTIMIZER_CLASS = {"mlp": "Adam", "cnn": "SGD", "lstm": "RMSprop", "mix": "Adam",
+                   "mlp_nadam": "Nadam", "mlp_amsgrad": "Adam", "mlp_centered": "RMSprop",
+                   "mlp_adagrad": "Adagrad", "mlp_adadelta": "Adadelta", "mlp_adamax": "Adamax",
+                   "mlp_adamw": "AdamW", "mlp_schedule": "Adam"}
 
 
 @needs_keras
@@ -221,8 +247,7 @@ def test_we_continue_training_from_keras_optimizer_state(exchange, name):
     m = load_model(d / f"keras_{name}.keras")
     cfg = json.loads((d / f"keras_{name}.json").read_text())
     assert m.compiled and m.optimizer.iterations == 3
-    assert type(m.optimizer).__name__ == {"mlp": "Adam", "cnn": "SGD", "lstm": "RMSprop",
-                                          "mix": "Adam"}[name]
+    assert type(m.optimizer).__name__ == OPTIMIZER_CLASS[name]
     assert cfg["class_name"] == "Sequential"
     m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     for i, w in enumerate(m.get_weights()):

@@ -82,6 +82,28 @@ def test_a_masked_model_learns_on_padded_sequences():
     assert model.evaluate(X, y, verbose=0)[1] >= 0.9
 
 
+def test_embedding_mask_zero_with_recurrent_dropout_learns():
+    # the label: whether the first real id (after the padding zeros) is even
+    set_random_seed(0)
+    rng = np.random.default_rng(5)
+    ids = np.zeros((512, 10), np.int64)
+    lengths = rng.integers(1, 11, 512)
+    for i, k in enumerate(lengths):
+        ids[i, 10 - k:] = rng.integers(1, 12, k)
+    y = np.array([ids[i, 10 - k] % 2 == 0 for i, k in enumerate(lengths)], np.float32)
+    model = Sequential([L.Input((None,)), L.Embedding(12, 8, mask_zero=True),
+                        L.LSTM(16, recurrent_dropout=0.2), L.Dense(1, activation="sigmoid")])
+    model.compile(Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+    hist = model.fit(ids, y, epochs=15, batch_size=32, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+    assert hist.history["loss"][-1] < 0.5 * hist.history["loss"][0]
+    assert model.evaluate(ids, y, verbose=0)[1] >= 0.9
+    # inference has no dropout: padding changes nothing
+    P = model.predict(ids, verbose=0)
+    longer = np.concatenate([np.zeros((512, 3), np.int64), ids], axis=1)
+    assert_allclose(model.predict(longer, verbose=0), P, rtol=1e-5, atol=1e-6)
+
+
 def test_masks_that_would_be_used_elsewhere_are_refused():
     m = Sequential([L.Input((6,)), L.Embedding(10, 3, mask_zero=True),
                     L.GlobalAveragePooling1D(), L.Dense(1)])

@@ -77,7 +77,3 @@ def test_a_recurrent_layer_needs_a_mask_before_it():
     with pytest.raises(ValueError, match="no layer before it makes one"):
         _core.Network64([4, 3], [{"kind": "lstm", "units": 2, "use_mask": True}], "mse",
                         "batch_size")
-    with pytest.raises(ValueError, match="recurrent_dropout"):
-        _core.Network64([4, 3], [{"kind": "masking"},
-                                 {"kind": "lstm", "units": 2, "use_mask": True,
-                                  "recurrent_dropout": 0.2}], "mse", "batch_size")

@@ -258,11 +258,7 @@ class Recurrent final : public Layer<T> {
         rdrop_ = c.number("recurrent_dropout", 0.0);
         if (!(drop_ >= 0.0 && drop_ < 1.0) || !(rdrop_ >= 0.0 && rdrop_ < 1.0))
             c.fail("'dropout' and 'recurrent_dropout' must be in [0, 1)");
-        if (rdrop_ > 0.0 && cell_ == Cell::gru && !reset_after_)
-            c.fail("'recurrent_dropout' is not supported for gru with reset_after=False yet");
         use_mask_ = c.flag("use_mask", false);
-        if (use_mask_ && rdrop_ > 0.0)
-            c.fail("a step mask together with 'recurrent_dropout' is not supported yet");
         if (in.size() != 2)
             c.fail("needs inputs of shape (steps, features), got " + shape_str(in));
         T_ = in[0];
@@ -291,7 +287,8 @@ class Recurrent final : public Layer<T> {
     idx work_bytes(idx m) const override {
         const idx fwd = m * state_per_row() + m * G_ + 2 * m * u_ + m * T_ * F_;
         const idx bwd = m * T_ * G_ * (reset_after_ ? 2 : 1) + 3 * m * u_ + m * T_ * F_;
-        // + the dropout masks, + h_{t-1} masked (GRU's recurrent dropout)
+        // + the dropout masks, + one (m, u) scratch for recurrent dropout: GRU h_{t-1} masked;
+        // simple_rnn / lstm under a step mask: the true h of each row's last real step
         return (std::max(fwd, bwd) + m * (F_ + u_) + m * u_) * idx(sizeof(T));
     }
     double macs_per_row() const override { return double(T_) * double(G_) * double(F_ + u_); }
@@ -339,10 +336,14 @@ class Recurrent final : public Layer<T> {
                           T(0), R, int(G_));
                 else
                     std::fill(R, R + m * G_, T(0));
-            } else if (s > 0) {  // GRU reset_before: z and r parts now, the candidate's after r
+            } else {  // GRU reset_before: z and r parts now, the candidate's after r
                 const idx cols = cell_ == Cell::gru ? 2 * u_ : G_;
-                gemm1(false, false, int(m), int(cols), int(u_), T(1), Ht, int(u_), U, int(G_),
-                      T(1), Zt, int(G_));
+                // recurrent dropout: GRU keeps h_{s-1} in H (the update reads it) and
+                // multiplies a copy (also r * h_{s-1} reads it); simple_rnn / lstm: H is masked
+                const T* hin = cell_ == Cell::gru && mh ? masked(Ht, mh, m, gru_scratch(r)) : Ht;
+                if (s > 0)
+                    gemm1(false, false, int(m), int(cols), int(u_), T(1), hin, int(u_), U,
+                          int(G_), T(1), Zt, int(G_));
             }
             const idx tn = s + 1 < T_ ? (back_ ? t - 1 : t + 1) : -1;  // where h_s is read next
             T* Hn = tn >= 0 ? H + tn * m * u_ : L;  // the last step's h and c: scratch
@@ -351,12 +352,17 @@ class Recurrent final : public Layer<T> {
                 return seq_ ? y + i * T_ * u_ + s * u_ : (s + 1 == T_ ? y + i * u_ : nullptr);
             };
             const std::uint8_t* mk = use_mask_ ? r.mask : nullptr;
-            // a masked step keeps the state (and repeats the last output), as Keras
+            // simple_rnn / lstm with recurrent dropout and a step mask: H holds h masked, so
+            // the true h a masked step repeats is kept here, row by row
+            T* Hk = mh && mk && cell_ != Cell::gru ? gru_scratch(r) : nullptr;
+            if (Hk && s == 0) std::fill(Hk, Hk + m * u_, T(0));
+            // a masked step keeps the state (and repeats the last output), as Keras; with H
+            // masked, h_{s-1} masked is also h_s masked (one mask for every step)
             auto keep_state = [&](idx i) {
                 if (!mk || mk[i * T_ + t]) return;
                 std::memcpy(Hn + i * u_, Ht + i * u_, sizeof(T) * u_);
                 if (cell_ == Cell::lstm) std::memcpy(En + i * u_, Et + i * u_, sizeof(T) * u_);
-                if (T* o = out_of(i)) std::memcpy(o, Hn + i * u_, sizeof(T) * u_);
+                if (T* o = out_of(i)) std::memcpy(o, (Hk ? Hk : Hn) + i * u_, sizeof(T) * u_);
             };
             const bool fast_cell = standard_acts() && !mk &&
                                    (cell_ != Cell::gru || reset_after_);
@@ -370,15 +376,22 @@ class Recurrent final : public Layer<T> {
                 for (idx i = 0; i < m; ++i)
                     if (T* o = out_of(i)) std::memcpy(o, Hn + i * u_, sizeof(T) * u_);
             } else {
+                // GRU reset_before reads h_{s-1} masked for r * h_{s-1}, if any
+                const T* hr = cell_ == Cell::gru && !reset_after_ && mh ? gru_scratch(r) : Ht;
                 with_acts([&](auto fa, auto fr) {
                     for (idx i = 0; i < m; ++i) {
-                        step_forward(fa, fr, Zt + i * G_, Ht + i * u_, Et + i * u_, R + i * G_,
+                        step_forward(fa, fr, Zt + i * G_, hr + i * u_, Et + i * u_, R + i * G_,
                                      b, Hn + i * u_, En + i * u_, out_of(i));
                         if (!(cell_ == Cell::gru && !reset_after_)) keep_state(i);
+                        if (Hk && mk[i * T_ + t]) {  // a real step: keep h_s, store it masked
+                            std::memcpy(Hk + i * u_, Hn + i * u_, sizeof(T) * u_);
+                            for (idx j = 0; j < u_; ++j) Hn[i * u_ + j] *= mh[i * u_ + j];
+                        }
                     }
                 });
             }
-            if (mh && cell_ != Cell::gru)  // recurrent dropout (simple_rnn, lstm): H keeps h_s masked
+            // recurrent dropout (simple_rnn, lstm): H keeps h_s masked
+            if (mh && !Hk && cell_ != Cell::gru)
                 for (idx i = 0; i < m; ++i)
                     for (idx j = 0; j < u_; ++j) Hn[i * u_ + j] *= mh[i * u_ + j];
             if (cell_ == Cell::gru && !reset_after_) {
@@ -446,16 +459,19 @@ class Recurrent final : public Layer<T> {
                     }
                     step_backward(fa, fr, Z + (o + i) * G_, H + (o + i) * u_, E + (o + i) * u_, d,
                                   dc + i * u_, DZ + (o + i) * G_, DR + (o + i) * G_, tmp + i * u_,
-                                  W);
+                                  W, mh ? mh + i * u_ : nullptr);
                 }
             });
             if (s == 0) break;
             if (gru_rdrop) {  // dU += (h_{s-1} m)^T DR_s;  dh_{s-1} += (DR_s U^T) m
+                // (reset_before: the z and r columns; the candidate's went through
+                // r * (h m) in step_backward, and its dU is E^T DZ below)
+                const idx cols = reset_after_ ? G_ : 2 * u_;
                 if (dW[1])
-                    gemm1(true, false, int(u_), int(G_), int(m), T(1),
+                    gemm1(true, false, int(u_), int(cols), int(m), T(1),
                           masked(H + o * u_, mh, m, gru_scratch(r)), int(u_), DR + o * G_,
                           int(G_), T(1), dW[1], int(G_));
-                gemm1(false, true, int(m), int(u_), int(G_), T(1), DR + o * G_, int(G_), U,
+                gemm1(false, true, int(m), int(u_), int(cols), T(1), DR + o * G_, int(G_), U,
                       int(G_), T(0), tmp, int(u_));
                 for (idx e = 0; e < m * u_; ++e) dh[e] += tmp[e] * mh[e];
                 continue;
@@ -465,8 +481,14 @@ class Recurrent final : public Layer<T> {
             const idx cols = cell_ == Cell::gru && !reset_after_ ? 2 * u_ : G_;
             gemm1(false, true, int(m), int(u_), int(cols), T(1), DR + o * G_, int(G_), U, int(G_),
                   T(1), dh, int(u_));
-            if (mh)  // through the masked h_{s-1} (simple_rnn / lstm: dh held only this part)
+            // through the masked h_{s-1} (simple_rnn / lstm: dh held only this part); a
+            // masked step's row passed dh through, unmasked
+            if (mh && !mk)
                 for (idx e = 0; e < m * u_; ++e) dh[e] *= mh[e];
+            else if (mh)
+                for (idx i = 0; i < m; ++i)
+                    if (mk[i * T_ + t])
+                        for (idx j = 0; j < u_; ++j) dh[i * u_ + j] *= mh[i * u_ + j];
         }
         const int mT = int(m * T_);
         if (dW[0]) {
@@ -474,10 +496,11 @@ class Recurrent final : public Layer<T> {
             gemm1(true, false, int(F_), int(G_), mT, T(1), Xt, int(F_), DZ, int(G_), T(0), dW[0],
                   int(G_));
         }
-        if (dW[1] && !gru_rdrop) {
+        if (dW[1] && !(gru_rdrop && reset_after_)) {
             if (cell_ == Cell::gru && !reset_after_) {
-                gemm1(true, false, int(u_), int(2 * u_), mT, T(1), H, int(u_), DZ, int(G_), T(0),
-                      dW[1], int(G_));
+                if (!gru_rdrop)  // else summed step by step above
+                    gemm1(true, false, int(u_), int(2 * u_), mT, T(1), H, int(u_), DZ, int(G_),
+                          T(0), dW[1], int(G_));
                 gemm1(true, false, int(u_), int(u_), mT, T(1), E, int(u_), DZ + 2 * u_, int(G_),
                       T(0), dW[1] + 2 * u_, int(G_));
             } else {
@@ -645,12 +668,13 @@ class Recurrent final : public Layer<T> {
         if (out) std::memcpy(out, hn, sizeof(T) * u);
     }
 
-    // One row, one step backward. d: dL/dh_s in, dL/dh_{s-1}'s direct part out.
+    // One row, one step backward. d: dL/dh_s in, dL/dh_{s-1}'s direct part out. mr: the
+    // row's recurrent dropout mask or null (GRU reset_before: r * (h_{s-1} mr) U_h).
     template <class FA, class FR>
     NX_INLINE void step_backward(FA fa, FR fr, const T* __restrict z, const T* __restrict hp,
                                  const T* __restrict e, T* __restrict d, T* __restrict dcr,
                                  T* __restrict dz, T* dr, T* __restrict tmp,
-                                 const T* const* W) const {
+                                 const T* const* W, const T* mr) const {
         const idx u = u_;
         if (cell_ == Cell::rnn) {
 #pragma omp simd
@@ -710,6 +734,16 @@ class Recurrent final : public Layer<T> {
             T acc = T(0);
             for (idx k = 0; k < u; ++k) acc += dz[2 * u + k] * Uh[j * G_ + k];
             tmp[j] = acc;
+        }
+        if (mr) {
+#pragma omp simd
+            for (idx j = 0; j < u; ++j) {
+                const T dh = d[j];
+                dz[j] = dh * (hp[j] - hh[j]) * fr.d(zg[j]);
+                dz[u + j] = tmp[j] * hp[j] * mr[j] * fr.d(rg[j]);
+                d[j] = dh * zg[j] + tmp[j] * rg[j] * mr[j];
+            }
+            return;
         }
 #pragma omp simd
         for (idx j = 0; j < u; ++j) {

@@ -144,7 +144,9 @@ class _Archive:
         return self.zf.getinfo(name)
 
 
-def _open(path, exts, what):
+def checked_path(path, exts, what):
+    """`path` as a string, when it ends in one of `exts` and is a file (else Keras's
+    ValueError)."""
     path = os.fspath(path)
     if not path.endswith(exts):
         raise ValueError(f"File format not supported: filepath={path}. {what} files end in "
@@ -152,6 +154,11 @@ def _open(path, exts, what):
     if not os.path.isfile(path):
         raise ValueError(f"File not found: filepath={path}. Please ensure the file is an "
                          "accessible model file.")
+    return path
+
+
+def _open(path, exts, what):
+    path = checked_path(path, exts, what)
     try:
         return zipfile.ZipFile(path), path
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:

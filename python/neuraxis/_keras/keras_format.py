@@ -267,24 +267,13 @@ def read_weights(model, path, skip_mismatch):
 
 
 # --- the entry points: format by content ------------------------------------------------
-def _open(path, exts, what):
-    path = os.fspath(path)
-    if not path.endswith(exts):
-        raise ValueError(f"File format not supported: filepath={path}. {what} files end in "
-                         f"{' or '.join(exts)}.")
-    if not os.path.isfile(path):
-        raise ValueError(f"File not found: filepath={path}. Please ensure the file is an "
-                         "accessible model file.")
-    return path
-
-
 _ERRORS = (ValueError, KeyError, TypeError, NotImplementedError, zipfile.BadZipFile, EOFError,
            OSError, RuntimeError)
 
 
 def load_model(filepath, from_config, compile_model=None):
     """A model from a `.keras` / `.neuraxis` file, real Keras's format or neuraxis's own."""
-    path = _open(filepath, archive.MODEL_EXTS, "Model")
+    path = archive.checked_path(filepath, archive.MODEL_EXTS, "Model")
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
@@ -309,7 +298,7 @@ def load_weights(model, filepath, skip_mismatch):
     path = os.fspath(filepath)
     if path.endswith(".weights.h5") or path.endswith(".keras") and _zip_is_keras(path):
         model._require_built("load_weights")
-        path = _open(path, (".weights.h5", ".keras"), "Weights")
+        path = archive.checked_path(path, (".weights.h5", ".keras"), "Weights")
         try:
             read_weights(model, path, skip_mismatch)
         except _ERRORS as e:

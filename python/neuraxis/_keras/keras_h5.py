@@ -66,20 +66,36 @@ def layer_groups(model):
     return out
 
 
-def optimizer_slots(opt, trainable, m=None, v=None):
-    """The optimizer's slot arrays in Keras's `optimizer/vars/2...` order (after iterations
-    and the learning rate). `trainable`: one flag per model weight (Keras builds slots for
-    the trainable ones only); `m`, `v` default to the optimizer's own slots."""
-    m = opt._m if m is None else m
-    v = opt._v if v is None else v
+def optimizer_slots(opt, trainable, params=None):
+    """The optimizer's slot arrays in Keras's `optimizer/vars` order (after iterations and
+    the learning rate): its slot groups (`Optimizer._groups`: e.g. Adam's momentums and
+    velocities interleaved per weight, then amsgrad's velocity_hats; RMSprop's velocities,
+    momentums, average gradients one list after the other). `trainable`: one flag per
+    model weight (Keras builds slots for the trainable ones only). With `params`, fresh
+    slots shaped like them (what an optimizer that has not stepped holds)."""
+    if params is not None:
+        m = [np.full(p.shape, opt._slot_init(0), np.float32) for p in params]
+        v = [np.full(p.shape, opt._slot_init(k), np.float32)
+             for k in range(1, opt._n_slots()) for p in params]
+    else:
+        m, v = opt._m, opt._v
+    n = len(m)
+    slot = (lambda k: m if k == 0 else v[(k - 1) * n:k * n])  # noqa: E731
     idx = [i for i, t in enumerate(trainable) if t]
-    if opt._kind == "adam":
-        return [a for i in idx for a in (m[i], v[i])]
-    if opt._kind == "sgd":
-        return [m[i] for i in idx] if opt.momentum != 0 else []
-    if opt._kind == "rmsprop":  # our m is Keras's velocity (mean square), v its momentum
-        return [m[i] for i in idx] + ([v[i] for i in idx] if opt.momentum > 0 else [])
-    raise ValueError(f"no Keras layout for optimizer {type(opt).__name__}")
+    out = []
+    for group in opt._groups:
+        lists = [slot(k) for k in group]
+        out += [a[i] for i in idx for a in lists]
+    return out
+
+
+def _head(opt):
+    """The scalars before the slots: iterations, and the learning rate unless a schedule
+    computes it (Keras then has no learning-rate variable)."""
+    head = [np.array(opt.iterations, np.int64)]
+    if getattr(opt, "_schedule", None) is None:
+        head.append(np.array(opt.learning_rate, np.float32))
+    return head
 
 
 def _trainable_flags(model):
@@ -95,11 +111,11 @@ def _optimizer_state(model):
         return None
     if opt.built and len(opt._m) == len(model.weights):
         slots = optimizer_slots(opt, opt._trainable or _trainable_flags(model))
+        extra = opt._extra_variables()  # Nadam's running product of momentum factors
     else:
-        zeros = [np.zeros_like(w) for w in model.weights]
-        slots = optimizer_slots(opt, _trainable_flags(model), zeros, zeros)
-    return opt.name, [np.array(opt.iterations, np.int64),
-                      np.array(opt.learning_rate, np.float32)] + slots
+        slots = optimizer_slots(opt, _trainable_flags(model), model.weights)
+        extra = [np.array(v, np.float32) for v in opt._scalar_state().values()]
+    return opt.name, _head(opt) + slots + extra
 
 
 # --- writing --------------------------------------------------------------------------
@@ -215,8 +231,10 @@ def read_optimizer(f, model):
     n = len(group.keys()) if group is not None else 0
     opt = model.optimizer
     params, flags = model.weights, _trainable_flags(model)
-    zeros = [np.zeros_like(w) for w in params]
-    expected = 2 + len(optimizer_slots(opt, flags, zeros, zeros))
+    fresh = optimizer_slots(opt, flags, params)
+    scalars = list(opt._scalar_state())  # names of the scalar variables after the slots
+    head = len(_head(opt))
+    expected = head + len(fresh) + len(scalars)
     if n != expected:
         warnings.warn(f"Skipping variable loading for optimizer '{opt.name}', because it has "
                       f"{expected} variables whereas the saved optimizer has {n} variables.",
@@ -224,14 +242,18 @@ def read_optimizer(f, model):
         return
     _check_count(group, expected, "optimizer")
     it = int(_read_scalar(h5py, group, "0", "iu", "optimizer"))
-    lr = float(_read_scalar(h5py, group, "1", "f", "optimizer"))
-    if it < 0:
+    lr = float(_read_scalar(h5py, group, "1", "f", "optimizer")) if head == 2 else None
+    if not 0 <= it < 2**63:
         raise ValueError(f"invalid optimizer iterations {it}")
-    values = [_read_like(h5py, group, str(i + 2), z, "optimizer")
-              for i, z in enumerate(optimizer_slots(opt, flags, zeros, zeros))]
+    values = [_read_like(h5py, group, str(i + head), z, "optimizer")
+              for i, z in enumerate(fresh)]
+    extra = [float(_read_scalar(h5py, group, str(head + len(fresh) + i), "f", "optimizer"))
+             for i in range(len(scalars))]
     opt.build(params, trainable=flags)
     for a, value in zip(optimizer_slots(opt, flags), values):
         a[...] = value
     opt.iterations = it
-    if np.float32(opt.learning_rate) != np.float32(lr):  # moved since compile (a callback):
-        opt.learning_rate = lr                           # the file's value wins, as in Keras
+    if scalars:
+        opt._load_scalar_state(dict(zip(scalars, extra)))
+    if lr is not None and np.float32(opt.learning_rate) != np.float32(lr):
+        opt.learning_rate = lr  # moved since compile (a callback): the file's value wins

@@ -15,7 +15,10 @@ the model builds the engine network for the length of the data it is given. The
 output is the last state (None, u), or every state (None, steps, u) with
 `return_sequences`; `go_backwards` reads the steps in reverse (and returns the
 sequence in that processing order, as Keras does). `unroll` is accepted and ignored
-(same math). Dropout, masking, `return_state` and `stateful` are not supported yet.
+(same math). `dropout` / `recurrent_dropout` draw one mask per sequence for all its
+steps (training only); a step mask (Masking, Embedding(mask_zero=True)) makes a masked
+step keep the state and repeat the last output, with or without dropout, as Keras.
+`return_state` and `stateful` are not supported yet.
 """
 import numbers
 
@@ -294,9 +297,6 @@ class GRU(_RNN):
                          return_sequences, return_state, go_backwards, stateful, unroll, seed,
                          recurrent_activation=recurrent_activation, **kwargs)
         self.reset_after = bool(reset_after)
-        if _engine_rate(self.recurrent_dropout) and not self.reset_after:
-            raise NotImplementedError("GRU(recurrent_dropout > 0, reset_after=False) is not "
-                                      "supported yet (reset_after=True, the default, is)")
         self.use_cudnn = _check_use_cudnn(use_cudnn)
 
     def _bias_shape(self):
