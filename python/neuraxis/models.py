@@ -181,6 +181,7 @@ class Sequential(Model):
                     layer._finish_build(cur)  # e.g. now a variable steps axis: same weights
             else:
                 layer.build(cur)
+                layer._built_by_model = True  # serialize: Keras's build_config rule
             cur = layer.output_shape
         self.built = True
 
@@ -265,6 +266,9 @@ class Sequential(Model):
         self.optimizer, self.loss, self._loss = opt, loss, resolved
         self._metrics_spec = spec
         self._metric_names = []
+        # Keras keeps its metrics container from an earlier compile when this one has none
+        self._compile_metrics = getattr(self, "_compile_metrics", False) or (
+            metrics is not None or weighted_metrics is not None)
         self._compile_config = {
             "optimizer": optimizers_mod.serialize(opt),
             "loss": loss if loss is None or isinstance(loss, str) else losses_mod.serialize(
@@ -300,7 +304,11 @@ class Sequential(Model):
 
     @property
     def metrics_names(self):
-        return ["loss"] + list(self._metric_names)
+        """Keras 3's: the loss tracker and the one container of compiled metrics by name
+        (`['loss', 'compile_metrics']`), [] before compile."""
+        if not self.compiled:
+            return []
+        return ["loss"] + (["compile_metrics"] if self._compile_metrics else [])
 
     @serialized
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -386,12 +394,12 @@ class Sequential(Model):
     @serialized
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
-        """One optimizer step on (x, y) as a single batch; returns the running metrics."""
+        """One optimizer step on (x, y) as a single batch; returns this batch's loss and
+        metrics (Keras 3 resets the metrics at every call)."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, class_weight, "train_on_batch")
         net, params = specs.network(self, plan.engine_loss, X)
         self.optimizer.build(params, trainable=net.param_trainable)
-        if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
+        self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
         res = trainer.train_chunk(self, net, params, X, plan.Y, sw, None, len(X), 0, 1,
                                   plan.engine_metrics, trainer.dropout_seed(self))
         self._running.add(res)
@@ -399,11 +407,10 @@ class Sequential(Model):
 
     @serialized
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """Loss and metrics on one batch, accumulated like Keras's metric state."""
+        """Loss and metrics on one batch (the metrics reset first, as Keras 3)."""
         X, plan, sw = trainer.prepare(self, x, y, sample_weight, what="test_on_batch")
         net, params = specs.network(self, plan.engine_loss, X)
-        if self._running.names != plan.names:
-            self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
+        self._running = trainer.Running(plan.names, plan.weighted, plan.streams)
         self._running.add(penalties.add_penalty(self, net.evaluate(
             params, X, plan.Y, sw, max(len(X), 1), plan.engine_metrics)))
         return self._results(return_dict)
@@ -444,8 +451,10 @@ class Sequential(Model):
         return model
 
     def to_json(self, **kwargs):
-        return json.dumps({"module": "keras", "class_name": "Sequential",
-                           "config": self.get_config(), "registered_name": None}, **kwargs)
+        from ._keras.keras_format import model_config
+        config = model_config(self)  # with build_config, as Keras's serialize_keras_object
+        config.setdefault("compile_config", {})  # Keras's get_compile_config() when uncompiled
+        return json.dumps(config, **kwargs)
 
     def save(self, filepath, overwrite=True, zipped=None):
         """Write the model (config, weights, compile and optimizer state): `.keras` is Keras 3's

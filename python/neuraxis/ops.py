@@ -28,6 +28,16 @@ METRICS = tuple(m for m in TABLE["metrics"] if m not in ("confusion", "fbeta"))
 _INT_MAX = 2**31 - 1
 
 
+def convert_to_numpy(x):
+    """`keras.ops.convert_to_numpy`: the value as a NumPy array (neuraxis's tensors already
+    are; a float learning rate becomes a 0-d array).
+
+    >>> float(convert_to_numpy(0.5))
+    0.5
+    """
+    return np.asarray(x)
+
+
 def _prep(*arrays):
     """C-contiguous, aligned arrays of one floating dtype (float32 stays float32). Complex,
     string, byte and object arrays are a TypeError (never parsed or truncated to reals), a

@@ -53,12 +53,21 @@ __all__ += ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Masking", "SpatialDrop
             "SpatialDropout2D", "SpatialDropout3D", "Conv2DTranspose"]
 __all__ += ["Embedding", "TimeDistributed"]
 
+# Keras marks these built when constructed (no build() of their own): a model never builds
+# them, so its serialization of them has no build_config unless build() was called by hand
+# (measured with Keras 3.15: test_keras_user_snippets, test_keras_snippet_fixes)
+_BUILT_AT_INIT = (Dropout, Reshape, Activation, ReLU, LeakyReLU, ELU, Softmax, MaxPooling1D,
+                  AveragePooling1D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling1D,
+                  GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Masking,
+                  SpatialDropout1D, SpatialDropout2D, SpatialDropout3D)
+
 
 def serialize(layer):
     """Keras's serialized form of a layer (module, class_name, config, build_config)."""
     out = {"module": "keras.layers", "class_name": type(layer).__name__,
            "config": layer.get_config(), "registered_name": None}
-    if layer.built and not isinstance(layer, InputLayer):
+    if layer.built and not isinstance(layer, InputLayer) and not (
+            isinstance(layer, _BUILT_AT_INIT) and getattr(layer, "_built_by_model", False)):
         out["build_config"] = {"input_shape": list(layer._build_shape)}
     return out
 

@@ -83,6 +83,21 @@ class Layer:
         """Output shape for `input_shape`; identity unless the layer changes it."""
         return tuple(input_shape)
 
+    # Keras's symbolic tensors of a layer in a built model: their shapes and dtype
+    @property
+    def input(self):
+        return self._symbolic(self._build_shape, "input")
+
+    @property
+    def output(self):
+        return self._symbolic(self.output_shape, "output")
+
+    def _symbolic(self, shape, what):
+        if not self.built:  # Keras's words for an unbuilt layer's input / output
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{what}'")
+        from .core import KerasTensor
+        return KerasTensor.of_shape(shape)
+
     def add_weight(self, shape, initializer, name):
         """Create and register a float32 weight (what `get_weights` returns, in this order)."""
         alloc.charge(shape)  # a file being loaded may not make us allocate more than it holds

@@ -20,6 +20,14 @@ class KerasTensor:
         self.dtype = input_layer.dtype
         self.name = input_layer.name
 
+    @classmethod
+    def of_shape(cls, shape, dtype="float32"):
+        """A symbolic batch of `shape` (a built layer's `input` / `output`)."""
+        tensor = cls.__new__(cls)
+        tensor._input_layer, tensor.shape, tensor.dtype = None, tuple(shape), dtype
+        tensor.name = "keras_tensor"
+        return tensor
+
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
@@ -137,7 +145,7 @@ class Dense(KernelBiasLayer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": None, "bias_constraint": None}
+                "kernel_constraint": None, "bias_constraint": None, "quantization_config": None}
 
     def _engine_spec(self):
         act, alpha = activations.ENGINE[self.activation.__name__]
