@@ -318,3 +318,43 @@ def test_optimizer_arguments_that_would_give_nan_weights_are_value_errors(make):
     from neuraxis import optimizers
     with pytest.raises(ValueError, match="must be a"):
         make(optimizers)
+
+
+def test_no_leak_over_1000_fit_predict_save_load_cycles(tmp_path):
+    """RSS after 1000 cycles of fit / predict / save / load on both fronts grows < 5 MB (in a
+    fresh process: the test process's own allocations would blur it)."""
+    import subprocess
+    import sys
+    code = f"""
+import os, warnings, numpy as np
+warnings.simplefilter("ignore")
+from neuraxis.layers import Dense, Input
+from neuraxis.models import Sequential, load_model
+from neuraxis.neural_network import MLPClassifier
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+rng = np.random.default_rng(0)
+X = rng.normal(size=(64, 8)).astype(np.float32); y = (X[:, 0] > 0).astype(int)
+path = os.path.join({str(tmp_path)!r}, "m.keras")
+def cycle():
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X, y)
+    clf.predict_proba(X)
+    m = Sequential([Input((8,)), Dense(8, activation="relu"), Dense(1, activation="sigmoid")])
+    m.compile("adam", "binary_crossentropy")
+    m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    m.predict(X, verbose=0)
+    m.save(path)
+    load_model(path).predict(X, verbose=0)
+for _ in range(50):
+    cycle()
+before = rss()
+for _ in range(1000):
+    cycle()
+print("GROWTH", rss() - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    growth = int(out.stdout.split("GROWTH")[-1])
+    assert growth < 5 * 2**20, f"RSS grew by {growth / 2**20:.1f} MB over 1000 cycles"
