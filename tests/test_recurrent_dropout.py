@@ -49,14 +49,10 @@ def sgd_step(net, params, X, Y, seed):
     return after
 
 
-@pytest.mark.parametrize("kind,kw", CASES, ids=[f"{k}-{sorted(v.items())}" for k, v in CASES])
-def test_training_gradient_matches_finite_differences(kind, kw):
-    rng = np.random.default_rng(1)
-    net = net_for(kind, kw)
-    params = [rng.normal(size=s) * 0.5 for s in net.param_shapes]
-    X, Y, seed = rng.normal(size=(6, 4, 3)), rng.normal(size=(6, 2)), 123
-
-    def objective(ps):  # training mode: predict(training=True) draws the same masks
+def check_sgd_step_is_the_fd_gradient(net, params, X, Y, seed):
+    """One SGD step with lr 1 moves each parameter by the finite-difference gradient of the
+    training objective (training mode: predict(training=True) draws the same masks)."""
+    def objective(ps):
         return np.mean((net.predict(ps, X, training=True, seed=seed)[0] - Y) ** 2)
 
     after = sgd_step(net, params, X, Y, seed)
@@ -65,7 +61,17 @@ def test_training_gradient_matches_finite_differences(kind, kw):
             ps = list(params)
             ps[i] = a
             return objective(ps)
-        assert_allclose(p - after[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8)
+        assert_allclose(p - after[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8,
+                        err_msg=f"param {i}")
+
+
+@pytest.mark.parametrize("kind,kw", CASES, ids=[f"{k}-{sorted(v.items())}" for k, v in CASES])
+def test_training_gradient_matches_finite_differences(kind, kw):
+    rng = np.random.default_rng(1)
+    net = net_for(kind, kw)
+    params = [rng.normal(size=s) * 0.5 for s in net.param_shapes]
+    X, Y, seed = rng.normal(size=(6, 4, 3)), rng.normal(size=(6, 2)), 123
+    check_sgd_step_is_the_fd_gradient(net, params, X, Y, seed)
     # inference has no dropout; training does
     plain = _core.Network64([4, 3], [{"kind": kind, "units": 3,
                                       **{k: v for k, v in kw.items() if "dropout" not in k}},
@@ -226,18 +232,7 @@ def test_step_mask_with_recurrent_dropout_gradient_matches_finite_differences(ki
     params = [rng.normal(size=s) * 0.5 for s in net.param_shapes]
     X, _ = padded_batch(rng, n, T, F)
     Y = rng.normal(size=(n, 2))
-
-    def objective(ps):
-        return np.mean((net.predict(ps, X, training=True, seed=seed)[0] - Y) ** 2)
-
-    after = sgd_step(net, params, X, Y, seed)
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return objective(ps)
-        assert_allclose(p - after[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8,
-                        err_msg=f"param {i}")
+    check_sgd_step_is_the_fd_gradient(net, params, X, Y, seed)
 
 
 @pytest.mark.parametrize("seq,back", [(False, False), (True, True)])
@@ -339,15 +334,4 @@ def test_bidirectional_with_a_step_mask_and_recurrent_dropout(kind, kw):
     want = np.concatenate([yf, yb], -1).reshape(n, -1) @ params[-2] + params[-1]
     assert_allclose(net.predict(params, X, training=True, seed=seed)[0], want, rtol=1e-12,
                     atol=1e-12)
-
-    def objective(ps):
-        return np.mean((net.predict(ps, X, training=True, seed=seed)[0] - Y) ** 2)
-
-    after = sgd_step(net, params, X, Y, seed)
-    for i, p in enumerate(params):
-        def f(a, i=i):
-            ps = list(params)
-            ps[i] = a
-            return objective(ps)
-        assert_allclose(p - after[i], ref.numerical_grad(f, p), rtol=1e-6, atol=1e-8,
-                        err_msg=f"param {i}")
+    check_sgd_step_is_the_fd_gradient(net, params, X, Y, seed)
